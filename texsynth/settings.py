@@ -1,0 +1,151 @@
+"""All tunable settings in one frozen object, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+
+from .errors import TexsynthError
+
+OPTIMIZERS = ("lbfgs", "adam")
+PHASE_INITS = ("pghi", "random", "zero")
+SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Working and output sample rate, Hz. Inputs at other rates are resampled.
+    sample_rate: int = 16000
+    # STFT size in samples (window = n_fft, Hann); 512 at 16 kHz is 32 ms.
+    n_fft: int = 512
+    # STFT hop in samples; 128 at 16 kHz is 125 frames per second.
+    hop_length: int = 128
+    # Added to the magnitude before the log, for a signal normalised to RMS 0.1.
+    log_floor: float = 1e-3
+    # Receptive fields of the random nets, in frames, one net each.
+    widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
+    # Random filters per net.
+    n_filters: int = 128
+    # Taps per filter at most; wider nets see a time-pooled spectrogram (0: never pool).
+    max_taps: int = 0
+    # Weight of the Gram (filter co-activation) loss.
+    gram_weight: float = 1.0
+    # Weight of the per-filter autocorrelation loss (rhythm, periodicity); 0 turns it off.
+    autocorr_weight: float = 0.0
+    # Longest autocorrelation lag compared, seconds.
+    max_lag_seconds: float = 2.0
+    # Weight of the band-envelope moment loss (level, spread, skew, kurtosis per band).
+    moments_weight: float = 0.0
+    # Weight of the penalty on similarity to the original at its best time shift.
+    diversity_weight: float = 0.0
+    # Optimiser steps (loss evaluations).
+    steps: int = 300
+    # "lbfgs" or "adam".
+    optimizer: str = "lbfgs"
+    # Step size: L-BFGS's initial step, or Adam's learning rate.
+    learning_rate: float = 1.0
+    # Griffin-Lim iterations for the phase.
+    griffin_lim_iters: int = 100
+    # Griffin-Lim momentum (0 = classic Griffin-Lim; 0.99 = fast Griffin-Lim).
+    momentum: float = 0.99
+    # Initial phase for Griffin-Lim: "pghi", "random" or "zero".
+    phase_init: str = "pghi"
+    # Only the first this many seconds of an input are analysed.
+    max_input_seconds: float = 60.0
+    # Output sample format: "PCM_16", "PCM_24", "PCM_32" or "FLOAT".
+    subtype: str = "PCM_16"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def validate(settings: Settings, source: str = "settings") -> Settings:
+    """Check every field; raise `TexsynthError` naming the first bad one and what is allowed."""
+    s = settings
+
+    def need(ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            raise TexsynthError(f"{source}: {name}={getattr(s, name)!r} must be {rule}")
+
+    need(4000 <= s.sample_rate <= 192000, "sample_rate", "between 4000 and 192000 Hz")
+    need(s.n_fft >= 64 and s.n_fft <= 16384, "n_fft", "between 64 and 16384")
+    need(1 <= s.hop_length <= s.n_fft // 2, "hop_length", f"between 1 and n_fft/2 = {s.n_fft // 2}")
+    need(s.log_floor > 0, "log_floor", "positive")
+    need(len(s.widths) >= 1 and all(1 <= w <= 4096 for w in s.widths), "widths",
+         "a non-empty list of integers between 1 and 4096")
+    need(1 <= s.n_filters <= 4096, "n_filters", "between 1 and 4096")
+    need(s.max_taps >= 0, "max_taps", "0 or more")
+    for name in ("gram_weight", "autocorr_weight", "moments_weight", "diversity_weight"):
+        need(0 <= getattr(s, name) < 1e9, name, "between 0 and 1e9")
+    need(s.gram_weight + s.autocorr_weight + s.moments_weight > 0, "gram_weight",
+         "positive when autocorr_weight and moments_weight are 0")
+    need(0 < s.max_lag_seconds <= 60, "max_lag_seconds", "between 0 and 60")
+    need(0 <= s.steps <= 100000, "steps", "between 0 and 100000")
+    need(s.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
+    need(0 < s.learning_rate <= 100, "learning_rate", "between 0 and 100")
+    need(0 <= s.griffin_lim_iters <= 10000, "griffin_lim_iters", "between 0 and 10000")
+    need(0 <= s.momentum < 1.5, "momentum", "between 0 and 1.5 (0.99 is usual)")
+    need(s.phase_init in PHASE_INITS, "phase_init", f"one of {', '.join(PHASE_INITS)}")
+    need(0 < s.max_input_seconds <= 3600, "max_input_seconds", "between 0 and 3600")
+    need(s.subtype in SUBTYPES, "subtype", f"one of {', '.join(SUBTYPES)}")
+    return s
+
+
+def from_mapping(values: dict, *, base: Settings | None = None, source: str = "settings") -> Settings:
+    """Settings from ``values`` over ``base``; unknown keys and wrong types name the fix."""
+    base = base or Settings()
+    changes = {}
+    for key, value in values.items():
+        if key not in FIELD_TYPES:
+            close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise TexsynthError(f"{source}: unknown setting '{key}'{hint}")
+        changes[key] = _coerce(key, value, getattr(base, key), source)
+    return validate(base.replace(**changes), source)
+
+
+def _coerce(key: str, value, default, source: str):
+    """Convert ``value`` to the type of ``default``, or raise naming the expected type."""
+    def fail(kind: str):
+        raise TexsynthError(f"{source}: {key}={value!r} must be {kind}")
+
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else fail("true or false")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number")
+        return float(value)
+    if isinstance(default, str):
+        return value if isinstance(value, str) else fail("a string")
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            fail("a list of integers")
+        return tuple(value)
+    raise TypeError(f"no coercion for setting {key}")  # unreachable unless a field is added
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """Parse ``key=value`` from the command line; the value is read as TOML when it can be."""
+    import tomllib
+
+    if "=" not in text:
+        raise TexsynthError(f"--set {text!r} must look like key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as adam or PCM_24
+    return key, value

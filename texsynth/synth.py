@@ -1,0 +1,213 @@
+"""The synthesis: target statistics, spectrogram optimisation, phase reconstruction."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import losses, spectral
+from .features import RandomNets
+from .settings import Settings, validate
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_RMS = 0.1  # inputs are scaled to this RMS before analysis; log_floor is relative to it
+N_BANDS = 32  # mel bands for the envelope-moment loss
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from .errors import TexsynthError
+
+        raise TexsynthError("device=cuda must be a machine with a CUDA GPU (none found); use --device cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Texture:
+    """The statistics of one recording that a synthesis must reproduce."""
+
+    mean: torch.Tensor  # (bins,) mean log magnitude per frequency bin
+    Z: torch.Tensor  # (bins, frames) log magnitude less its per-bin mean
+    grams: list  # per net, (filters, filters)
+    autocorrs: list  # per net, (filters, lags) or None
+    moments: dict | None  # band-envelope statistics
+    usable: list  # per net, whether the input is long enough for it
+
+
+class TextureModel:
+    """Nets, filterbank and loss weights: measures a texture and scores a candidate against it."""
+
+    def __init__(self, settings: Settings, *, seed: int, device: torch.device):
+        self.s = settings
+        self.device = device
+        n_bins = settings.n_fft // 2 + 1
+        self.nets = RandomNets(n_bins, settings.widths, settings.n_filters, seed=seed,
+                               max_taps=settings.max_taps, device=device)
+        import librosa
+
+        bank = librosa.filters.mel(sr=settings.sample_rate, n_fft=settings.n_fft, n_mels=N_BANDS,
+                                   norm=None, dtype=np.float32)
+        self.bands = torch.from_numpy(bank).to(device)  # (bands, bins)
+        self.frame_rate = settings.sample_rate / settings.hop_length
+
+    def log_spectrogram(self, y: torch.Tensor) -> torch.Tensor:
+        S = spectral.stft(y, self.s.n_fft, self.s.hop_length).abs()
+        return spectral.log_magnitude(S, self.s.log_floor)
+
+    def envelopes(self, L: torch.Tensor) -> torch.Tensor:
+        """Compressed mel-band envelopes from a log magnitude (bins, frames) -> (bands, frames)."""
+        S = spectral.from_log_magnitude(L, self.s.log_floor)
+        return (self.bands @ S + 1e-6) ** 0.3
+
+    def _max_lag(self, pool: int, n_frames: int) -> int:
+        return max(1, min(int(self.s.max_lag_seconds * self.frame_rate / pool), n_frames // 2))
+
+    def measure(self, y: torch.Tensor) -> Texture:
+        L = self.log_spectrogram(y)
+        mean = L.mean(1)
+        Z = L - mean[:, None]
+        usable = self.nets.usable(Z.shape[1])
+        if not any(usable):
+            usable[0] = True
+        grams, autocorrs = [], []
+        with torch.no_grad():
+            for phi, pool, ok in zip(self.nets(Z), self.nets.pools, usable):
+                grams.append(losses.gram(phi) if ok else None)
+                ac = self.s.autocorr_weight > 0 and ok
+                autocorrs.append(losses.autocorrelation(phi, self._max_lag(pool, phi.shape[1])) if ac else None)
+            moments = losses.envelope_moments(self.envelopes(L)) if self.s.moments_weight > 0 else None
+        return Texture(mean, Z, grams, autocorrs, moments, usable)
+
+    def loss(self, Z: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
+        """Weighted loss of a candidate ``Z`` (bins, frames) and its parts, for reporting."""
+        s = self.s
+        parts = {}
+        n_nets = sum(target.usable)
+        phis = self.nets(Z)
+        if s.gram_weight > 0:
+            parts["gram"] = s.gram_weight * sum(
+                losses.relative_error(losses.gram(phi), g) for phi, g in zip(phis, target.grams) if g is not None
+            ) / n_nets
+        if s.autocorr_weight > 0:
+            terms = []
+            for phi, ac in zip(phis, target.autocorrs):
+                if ac is not None:
+                    lags = min(ac.shape[1], phi.shape[1] // 2)
+                    terms.append(losses.relative_error(losses.autocorrelation(phi, lags - 1), ac[:, :lags]))
+            parts["autocorr"] = s.autocorr_weight * sum(terms) / n_nets
+        if s.moments_weight > 0:
+            got = losses.envelope_moments(self.envelopes(Z + target.mean[:, None]))
+            parts["moments"] = s.moments_weight * sum(
+                losses.relative_error(got[k], v) for k, v in target.moments.items()
+            ) / len(got)
+        if s.diversity_weight > 0:
+            min_overlap = min(int(self.frame_rate), Z.shape[1], target.Z.shape[1]) // 2
+            sim = losses.shift_similarity(Z, target.Z, min_overlap=max(min_overlap, 1))
+            parts["diversity"] = s.diversity_weight * losses.soft_max(sim)
+        return sum(parts.values()), parts
+
+
+def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, progress=None):
+    """Find a log spectrogram (bins, frames) whose statistics match ``target``."""
+    s = model.s
+    generator = torch.Generator().manual_seed(seed)
+    # Start from noise with the target's per-bin spread: a tiny start leaves the ReLU features
+    # near zero and the Gram gradient vanishing.
+    noise = torch.randn(target.Z.shape[0], n_frames, generator=generator).to(model.device)
+    Z = noise * target.Z.std(1, keepdim=True)
+    Z.requires_grad_(True)
+    best = {"loss": math.inf, "Z": Z.detach().clone()}
+    evaluations = 0
+
+    def closure():
+        nonlocal evaluations
+        optimiser.zero_grad()
+        loss, parts = model.loss(Z, target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("loss is not finite")
+        loss.backward()
+        value = float(loss.detach())
+        if value < best["loss"]:
+            best["loss"], best["Z"] = value, Z.detach().clone()
+        evaluations += 1
+        if progress is not None:
+            progress(evaluations, value, {k: float(v.detach()) for k, v in parts.items()})
+        return loss
+
+    if s.optimizer == "lbfgs":
+        optimiser = torch.optim.LBFGS([Z], lr=s.learning_rate, max_iter=s.steps, max_eval=s.steps,
+                                      history_size=50, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                      line_search_fn="strong_wolfe")
+        steps = [0] if s.steps > 0 else []
+    else:
+        optimiser = torch.optim.Adam([Z], lr=s.learning_rate * 0.05)
+        steps = range(s.steps)
+    try:
+        for _ in steps:
+            optimiser.step(closure)
+    except FloatingPointError:
+        log.warning("optimisation diverged after %d steps; keeping the best state", evaluations)
+    return best["Z"] + target.mean[:, None], best["loss"]
+
+
+def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: int = 0,
+               settings: Settings | None = None, device: str = "auto", progress=None) -> np.ndarray:
+    """Synthesise new audio with the texture of ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Mono input at ``sr`` Hz.
+    sr : int
+        Its sample rate; must equal ``settings.sample_rate`` (see `texsynth.audio.load_audio`).
+    duration : float, optional
+        Output length in seconds; the input's length by default.
+    seed : int
+        Seeds the random nets, the initial spectrogram and the initial phase.
+    settings : Settings, optional
+        Everything else; `Settings()` by default.
+    device : {"auto", "cpu", "cuda"}
+    progress : callable(step, loss, parts), optional
+        Called after each loss evaluation.
+
+    Returns
+    -------
+    np.ndarray, shape (round(duration * sr),)
+        Float32 audio at the input's RMS level, peaks softly limited below full scale.
+    """
+    from .audio import match_level, seconds_to_samples
+
+    s = validate(settings or Settings())
+    if sr != s.sample_rate:
+        raise ValueError(f"sr={sr} must equal settings.sample_rate={s.sample_rate}; resample first")
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    length = seconds_to_samples(duration if duration is not None else y.size / sr, sr)
+    if length < 1:
+        raise ValueError(f"duration={duration} must be positive")
+    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+
+    model = TextureModel(s, seed=seed, device=dev)
+    x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32) * (ANALYSIS_RMS / rms)).to(dev)
+    target = model.measure(x)
+    n_frames = spectral.n_frames(length, s.hop_length)
+    L, _ = optimise(model, target, n_frames, seed=seed, progress=progress)
+
+    S = spectral.from_log_magnitude(L.detach(), s.log_floor)
+    generator = torch.Generator().manual_seed(seed)
+    out = spectral.griffin_lim(S, n_fft=s.n_fft, hop_length=s.hop_length, length=length,
+                               n_iter=s.griffin_lim_iters, momentum=s.momentum, init=s.phase_init,
+                               generator=generator)
+    out = out.cpu().numpy().astype(np.float64)
+    if not np.all(np.isfinite(out)) or not np.any(out):
+        raise FloatingPointError("synthesis produced silent or non-finite audio")
+    return match_level(out, rms)
