@@ -1,8 +1,10 @@
 """texsynth: new audio of any length with the texture of a short recording."""
 
-from .errors import TexsynthError
-from .settings import Settings
-from .synth import synthesize
-
 __version__ = "0.1.0"
-__all__ = ["Settings", "TexsynthError", "synthesize", "__version__"]
+
+from .errors import TexsynthError  # noqa: E402
+from .settings import Settings  # noqa: E402
+from .synth import synthesize  # noqa: E402
+from .api import synthesize_file  # noqa: E402
+
+__all__ = ["Settings", "TexsynthError", "synthesize", "synthesize_file", "__version__"]

@@ -17,12 +17,16 @@ def _fft_size(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-def autocorrelation(phi: torch.Tensor, max_lag: int) -> torch.Tensor:
+def autocorrelation(phi: torch.Tensor, max_lag: int, *, centre: bool = True) -> torch.Tensor:
     """Per-channel autocorrelation for lags ``0..max_lag``, normalised by the overlap count.
 
     ``r[c, k] = sum_t phi[c, t] phi[c, t + k] / (T - k)``, computed with an FFT padded so
-    that no lag wraps around. Returns (C, max_lag + 1).
+    that no lag wraps around. With ``centre`` each channel's mean is removed first, so the
+    result describes how activity varies over time rather than its (Gram-matched) level.
+    Returns (C, max_lag + 1).
     """
+    if centre:
+        phi = phi - phi.mean(1, keepdim=True)
     T = phi.shape[1]
     max_lag = min(max_lag, T - 1)
     n = _fft_size(2 * T)

@@ -28,19 +28,19 @@ class Settings:
     # Random filters per net.
     n_filters: int = 128
     # Taps per filter at most; wider nets see a time-pooled spectrogram (0: never pool).
-    max_taps: int = 0
+    max_taps: int = 16
     # Weight of the Gram (filter co-activation) loss.
     gram_weight: float = 1.0
     # Weight of the per-filter autocorrelation loss (rhythm, periodicity); 0 turns it off.
-    autocorr_weight: float = 0.0
+    autocorr_weight: float = 2.0
     # Longest autocorrelation lag compared, seconds.
-    max_lag_seconds: float = 2.0
+    max_lag_seconds: float = 4.0
     # Weight of the band-envelope moment loss (level, spread, skew, kurtosis per band).
-    moments_weight: float = 0.0
+    moments_weight: float = 1.0
     # Weight of the penalty on similarity to the original at its best time shift.
-    diversity_weight: float = 0.0
+    diversity_weight: float = 0.1
     # Optimiser steps (loss evaluations).
-    steps: int = 300
+    steps: int = 150
     # "lbfgs" or "adam".
     optimizer: str = "lbfgs"
     # Step size: L-BFGS's initial step, or Adam's learning rate.

@@ -40,6 +40,7 @@ class Texture:
     grams: list  # per net, (filters, filters)
     autocorrs: list  # per net, (filters, lags) or None
     moments: dict | None  # band-envelope statistics
+    envelope_ac: torch.Tensor | None  # (bands, lags) band-envelope autocorrelation
     usable: list  # per net, whether the input is long enough for it
 
 
@@ -84,8 +85,12 @@ class TextureModel:
                 grams.append(losses.gram(phi) if ok else None)
                 ac = self.s.autocorr_weight > 0 and ok
                 autocorrs.append(losses.autocorrelation(phi, self._max_lag(pool, phi.shape[1])) if ac else None)
-            moments = losses.envelope_moments(self.envelopes(L)) if self.s.moments_weight > 0 else None
-        return Texture(mean, Z, grams, autocorrs, moments, usable)
+            env = self.envelopes(L)
+            moments = losses.envelope_moments(env) if self.s.moments_weight > 0 else None
+            envelope_ac = None
+            if self.s.autocorr_weight > 0:
+                envelope_ac = losses.autocorrelation(env, self._max_lag(1, env.shape[1]))
+        return Texture(mean, Z, grams, autocorrs, moments, envelope_ac, usable)
 
     def loss(self, Z: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
         """Weighted loss of a candidate ``Z`` (bins, frames) and its parts, for reporting."""
@@ -93,6 +98,8 @@ class TextureModel:
         parts = {}
         n_nets = sum(target.usable)
         phis = self.nets(Z)
+        L = Z + target.mean[:, None]
+        env = self.envelopes(L) if s.moments_weight > 0 or s.autocorr_weight > 0 else None
         if s.gram_weight > 0:
             parts["gram"] = s.gram_weight * sum(
                 losses.relative_error(losses.gram(phi), g) for phi, g in zip(phis, target.grams) if g is not None
@@ -103,9 +110,13 @@ class TextureModel:
                 if ac is not None:
                     lags = min(ac.shape[1], phi.shape[1] // 2)
                     terms.append(losses.relative_error(losses.autocorrelation(phi, lags - 1), ac[:, :lags]))
-            parts["autocorr"] = s.autocorr_weight * sum(terms) / n_nets
+            # The band envelopes count as one more net: they carry onsets most directly.
+            lags = min(target.envelope_ac.shape[1], env.shape[1] // 2)
+            ac = losses.autocorrelation(env, lags - 1)
+            terms.append(losses.relative_error(ac, target.envelope_ac[:, :lags]))
+            parts["autocorr"] = s.autocorr_weight * sum(terms) / (n_nets + 1)
         if s.moments_weight > 0:
-            got = losses.envelope_moments(self.envelopes(Z + target.mean[:, None]))
+            got = losses.envelope_moments(env)
             parts["moments"] = s.moments_weight * sum(
                 losses.relative_error(got[k], v) for k, v in target.moments.items()
             ) / len(got)

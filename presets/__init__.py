@@ -1,0 +1,1 @@
+# Preset files (TOML) shipped with texsynth; see texsynth/presets.py.

@@ -1,0 +1,195 @@
+"""Command line: ``texsynth INPUT -o OUTPUT`` and ``texsynth DIR ... -o OUTDIR``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__, presets
+from .errors import TexsynthError
+from .settings import SUBTYPES, Settings, parse_assignment
+
+log = logging.getLogger("texsynth")
+
+
+class Progress:
+    """Progress for one run: tqdm bars on a terminal, a compact line per file elsewhere."""
+
+    def __init__(self, quiet: bool, steps: int):
+        self.quiet = quiet
+        self.steps = steps
+        self.tty = sys.stderr.isatty()
+        self.batch = None
+
+    def start_batch(self, total: int):
+        if not self.quiet and self.tty:
+            from tqdm import tqdm
+
+            self.batch = tqdm(total=total, unit="file", desc="batch", position=0, dynamic_ncols=True)
+
+    def file(self, index: int, total: int, job, done: bool = False):
+        """A callback for one file's loss evaluations (``None`` when quiet)."""
+        if self.batch is not None and (done or index > 0):
+            self.batch.update(1) if done else None
+        if self.quiet or done:
+            return None
+        if not self.tty:
+            click.echo(f"[{index + 1}/{total}] {job.input} -> {job.output}", err=True)
+            return None
+        return self._bar(f"{Path(job.input).name}", position=1 if self.batch is not None else 0)
+
+    def single(self, name: str):
+        if self.quiet:
+            return None
+        if not self.tty:
+            click.echo(f"{name}: synthesising ({self.steps} steps)", err=True)
+            return None
+        return self._bar(name, position=0)
+
+    def _bar(self, name: str, position: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.steps, unit="step", desc=name, position=position, leave=position == 0,
+                   dynamic_ncols=True)
+
+        def update(step: int, loss: float, parts: dict):
+            bar.update(step - bar.n)
+            bar.set_postfix_str(f"loss {loss:.3g}", refresh=False)
+            if step >= self.steps:
+                bar.close()
+        return update
+
+    def close(self):
+        if self.batch is not None:
+            self.batch.close()
+
+
+def _list_presets(ctx, _param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    for name, description in presets.available().items():
+        click.echo(f"{name:12s} {description}")
+    ctx.exit(0)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file (one input) or folder (several inputs or a folder).")
+@click.option("--duration", type=float, default=None,
+              help="Output length in seconds  [default: the input's length]")
+@click.option("--seed", type=int, default=0, help="Random seed: same seed and input, same output.")
+@click.option("--preset", default=presets.DEFAULT, help="Preset name (see --list-presets) or a .toml file.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting, e.g. --set steps=200 (repeatable).")
+@click.option("--steps", type=int, default=None, help="Optimiser steps  [default: from the preset]")
+@click.option("--subtype", type=click.Choice(SUBTYPES), default=None,
+              help="Output sample format  [default: PCM_16]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              help="Where to compute; auto picks CUDA when available.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never an input).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1,
+              help="Files synthesised in parallel in a batch.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--show-settings", is_flag=True, help="Print the effective settings as TOML and exit.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and diagnostics.")
+@click.option("--list-presets", is_flag=True, expose_value=False, is_eager=True, callback=_list_presets,
+              help="List the presets with what each is for, and exit.")
+@click.version_option(__version__, prog_name="texsynth")
+def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, device, overwrite,
+        jobs, quiet, show_settings, debug):
+    """Synthesise new audio with the texture of INPUTS (audio files or folders).
+
+    One input file: OUTPUT is the file to write (.wav, .flac, .ogg or .aiff). Folders or
+    several inputs: OUTPUT is a folder; every audio file found is synthesised into it, the
+    sub-folder tree mirrored, as .wav. Each output gets a JSON sidecar (OUTPUT.json) recording
+    the settings that reproduce it.
+
+    Output is written at the working sample rate, 16000 Hz unless a preset sets sample_rate.
+    """
+    logging.basicConfig(format="texsynth: %(levelname)s: %(message)s",
+                        level=logging.DEBUG if debug else logging.WARNING)
+    overrides = dict(parse_assignment(a) for a in assignments)
+    if steps is not None:
+        overrides["steps"] = steps
+    if subtype is not None:
+        overrides["subtype"] = subtype
+    settings = presets.load(preset, overrides)
+    if show_settings:
+        click.echo(presets.to_toml(settings), nl=False)
+        return 0
+    if not inputs:
+        raise click.UsageError("no INPUTS given")
+    if output is None:
+        raise click.UsageError("-o/--output is required")
+
+    batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith("/")
+    kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
+                  preset=preset)
+    progress = Progress(quiet, settings.steps)
+    if not batch:
+        from .api import synthesize_file
+
+        record = synthesize_file(inputs[0], output, overwrite=overwrite,
+                                 progress=progress.single(inputs[0].name), **kwargs)
+        if not quiet:
+            click.echo(f"wrote {output} ({record['output_seconds']:.1f} s at {record['sample_rate']} Hz) "
+                       f"in {record['wall_seconds']:.1f} s", err=True)
+        return 0
+    return _batch(inputs, output, overwrite, jobs, quiet, progress, kwargs)
+
+
+def _batch(inputs, output: Path, overwrite, jobs, quiet, progress, kwargs) -> int:
+    from . import batch
+
+    for path in inputs:
+        if not path.exists():
+            raise TexsynthError(f"{path}: no such file or folder")
+    if output.exists() and not output.is_dir():
+        raise TexsynthError(f"{output}: output must be a folder when the inputs are several or a folder")
+    output.mkdir(parents=True, exist_ok=True)
+    jobs_list = batch.plan(inputs, output)
+    progress.start_batch(len(jobs_list))
+    report = (lambda line: click.echo(line, err=True))
+    try:
+        summary = batch.run(jobs_list, overwrite=overwrite, jobs_parallel=jobs, report=report,
+                            file_progress=progress.file, **kwargs)
+    finally:
+        progress.close()
+    click.echo(f"texsynth: {summary.line()}", err=True)
+    return 1 if summary.failed else 0
+
+
+def main(argv=None) -> int:
+    """Entry point: one-line errors, exit 1 for bad input, 2 for bad usage, 130 on Ctrl-C."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="texsynth", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("texsynth: interrupted", err=True)
+        return 130
+    except TexsynthError as exc:
+        if debug:
+            raise
+        click.echo(f"texsynth: error: {exc}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line unless --debug
+        if debug:
+            raise
+        click.echo(f"texsynth: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
