@@ -1,0 +1,38 @@
+"""Shared fixtures: synthetic signals and tiny settings, so most tests need no files."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+TINY_PRESET = Path(__file__).parent / "tiny.toml"
+
+
+def crackle(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """Sparse random clicks over soft noise: an impulsive, stationary texture."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = 0.02 * rng.standard_normal(n)
+    clicks = rng.random(n) < 40 / sr
+    y[clicks] += rng.choice([-1, 1], clicks.sum()) * rng.uniform(0.2, 0.6, clicks.sum())
+    return y.astype(np.float32)
+
+
+@pytest.fixture
+def tiny_preset() -> Path:
+    return TINY_PRESET
+
+
+@pytest.fixture
+def tiny_settings():
+    from texsynth import presets
+
+    return presets.load(str(TINY_PRESET))
+
+
+@pytest.fixture
+def crackle_wav(tmp_path) -> Path:
+    path = tmp_path / "crackle.wav"
+    sf.write(path, crackle(1.5, 8000), 8000, subtype="PCM_16")
+    return path
