@@ -1,0 +1,193 @@
+"""The real command line end to end on tiny inputs: presets, settings, sidecars, batch."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from texsynth import presets
+from texsynth.cli import main
+from texsynth.errors import TexsynthError
+
+from conftest import crackle
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_single_file_end_to_end(tmp_path, crackle_wav, tiny_preset, capsys):
+    out = tmp_path / "out.wav"
+    code, _, err = run(capsys, crackle_wav, "-o", out, "--preset", tiny_preset, "--duration", 2.5, "-q")
+    assert code == 0, err
+    y, sr = sf.read(out)
+    assert sr == 8000 and y.shape == (20000,)
+    assert sf.info(out).subtype == "PCM_16"
+    assert np.all(np.isfinite(y)) and 0 < np.abs(y).max() < 1.0
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    assert record["seed"] == 0 and record["input_sha256"] == digest(crackle_wav)
+    assert record["settings"]["n_filters"] == 8 and record["device"] == "cpu"
+
+
+def test_sidecar_reproduces_output(tmp_path, crackle_wav, tiny_preset, capsys):
+    first = tmp_path / "first.flac"
+    assert run(capsys, crackle_wav, "-o", first, "--preset", tiny_preset, "--seed", 5, "-q")[0] == 0
+    record = json.loads((tmp_path / "first.flac.json").read_text())
+    preset = tmp_path / "from_sidecar.toml"
+    preset.write_text(presets.to_toml(presets.from_mapping(record["settings"])))
+    second = tmp_path / "second.flac"
+    code, _, err = run(capsys, record["input"], "-o", second, "--preset", preset,
+                       "--seed", record["seed"], "--duration", record["output_seconds"], "-q")
+    assert code == 0, err
+    assert np.array_equal(sf.read(first)[0], sf.read(second)[0])
+
+
+def test_subtype_and_set_options(tmp_path, crackle_wav, tiny_preset, capsys):
+    out = tmp_path / "o.wav"
+    code, _, err = run(capsys, crackle_wav, "-o", out, "--preset", tiny_preset, "--subtype", "FLOAT",
+                       "--set", "steps=2", "--set", "optimizer=adam", "-q")
+    assert code == 0, err
+    assert sf.info(out).subtype == "FLOAT"
+    settings = json.loads((tmp_path / "o.wav.json").read_text())["settings"]
+    assert settings["steps"] == 2 and settings["optimizer"] == "adam"
+
+
+def test_existing_output_needs_overwrite(tmp_path, crackle_wav, tiny_preset, capsys):
+    out = tmp_path / "o.wav"
+    out.write_bytes(b"keep me")
+    code, _, err = run(capsys, crackle_wav, "-o", out, "--preset", tiny_preset, "-q")
+    assert code == 1 and "exists" in err and out.read_bytes() == b"keep me"
+    assert run(capsys, crackle_wav, "-o", out, "--preset", tiny_preset, "-q", "--overwrite")[0] == 0
+    assert sf.info(out).frames > 0
+
+
+def test_list_presets_and_every_preset_loads(capsys):
+    code, out, _ = run(capsys, "--list-presets")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    assert {"default", "fast", "hq", "rhythmic", "pitched", "stationary"} <= set(names)
+    for line in out.splitlines():
+        assert len(line.split(None, 1)) == 2, f"preset without a description: {line}"
+    for name in names:
+        presets.load(name)
+
+
+def test_show_settings_round_trips(tmp_path, capsys):
+    code, out, _ = run(capsys, "--preset", "hq", "--set", "seed_free=1")
+    assert code == 1  # unknown key
+    code, out, _ = run(capsys, "--preset", "hq", "--set", "steps=7", "--show-settings")
+    assert code == 0
+    path = tmp_path / "p.toml"
+    path.write_text(out)
+    assert presets.load(str(path)) == presets.load("hq").replace(steps=7)
+
+
+def test_user_preset_keeps_unset_defaults(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('description = "mine"\nsteps = 12\n')
+    settings = presets.load(str(path))
+    assert settings.steps == 12
+    assert settings == presets.Settings().replace(steps=12)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stepz = 3", "unknown setting 'stepz' (did you mean 'steps'?)"),
+    ('steps = "many"', "steps='many' must be an integer"),
+    ("steps = 2.5", "steps=2.5 must be an integer"),
+    ("steps = -1", "steps=-1 must be between 0 and 100000"),
+    ("momentum = true", "momentum=True must be a number"),
+    ('optimizer = "sgd"', "optimizer='sgd' must be one of lbfgs, adam"),
+    ("widths = [2, 0]", "widths=(2, 0) must be a non-empty list"),
+    ("widths = 3", "widths=3 must be a list of integers"),
+    ("hop_length = 4096", "hop_length=4096 must be between 1 and n_fft/2"),
+    ('subtype = "MP3"', "subtype='MP3' must be one of"),
+    ("sample_rate = 100", "sample_rate=100 must be between 4000 and 192000"),
+    ("steps = [", "not valid TOML"),
+])
+def test_preset_validation_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(TexsynthError) as info:
+        presets.load(str(path))
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_preset_name_lists_choices(capsys):
+    code, _, err = run(capsys, "x.wav", "-o", "y.wav", "--preset", "loud")
+    assert code == 1
+    assert "preset='loud' must be one of" in err and "stationary" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_set_needs_key_value(capsys):
+    code, _, err = run(capsys, "--set", "steps", "--show-settings")
+    assert code == 1 and "key=value" in err
+
+
+def make_tree(root):
+    """inputs/ with nested audio, a non-audio file and an undecodable .wav."""
+    (root / "a" / "b").mkdir(parents=True)
+    for rel, seed in (("one.wav", 1), ("a/two.flac", 2), ("a/b/three.ogg", 3)):
+        sf.write(root / rel, crackle(1.0, 8000, seed), 8000)
+    (root / "notes.txt").write_text("not audio")
+    (root / "a" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    return {p: digest(p) for p in root.rglob("*") if p.is_file()}
+
+
+def test_batch_mirrors_tree_skips_and_reports(tmp_path, tiny_preset, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    before = make_tree(src)
+    (dst / "a").mkdir(parents=True)
+    (dst / "a" / "two.wav").write_bytes(b"existing")
+
+    code, _, err = run(capsys, src, "-o", dst, "--preset", tiny_preset, "-q")
+
+    assert code == 1
+    assert (dst / "one.wav").is_file() and (dst / "a" / "b" / "three.wav").is_file()
+    assert (dst / "one.wav.json").is_file()
+    assert (dst / "a" / "two.wav").read_bytes() == b"existing"
+    assert not (dst / "notes.wav").exists() and not (dst / "a" / "broken.wav").exists()
+    assert "skipped:" in err and "two.wav" in err
+    failed = [line for line in err.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "broken.wav" in failed[0]
+    assert "2 done, 1 skipped, 1 failed; 2.0 s of audio" in err
+    assert before == {p: digest(p) for p in src.rglob("*") if p.is_file()}
+    leftovers = [p for p in dst.rglob("*") if p.name.endswith(".part")]
+    assert leftovers == []
+
+
+def test_batch_into_input_folder_never_overwrites_inputs(tmp_path, tiny_preset, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "x.wav", crackle(1.0, 8000), 8000)
+    before = digest(src / "x.wav")
+    code, _, err = run(capsys, src, "-o", src, "--preset", tiny_preset, "-q", "--overwrite")
+    assert code == 1 and "input" in err
+    assert digest(src / "x.wav") == before
+
+
+def test_batch_parallel_jobs(tmp_path, tiny_preset, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    make_tree(src)
+    code, _, err = run(capsys, src, "-o", dst, "--preset", tiny_preset, "-q", "--jobs", 2)
+    assert code == 1
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.wav")) == [
+        "a/b/three.wav", "a/two.wav", "one.wav"]
+    assert "3 done, 0 skipped, 1 failed" in err
+
+
+def test_module_entry_point_and_version():
+    result = subprocess.run([sys.executable, "-m", "texsynth", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "texsynth, version" in result.stdout
