@@ -6,5 +6,6 @@ from .errors import TexsynthError  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .synth import synthesize  # noqa: E402
 from .api import synthesize_file  # noqa: E402
+from . import presets  # noqa: E402
 
-__all__ = ["Settings", "TexsynthError", "synthesize", "synthesize_file", "__version__"]
+__all__ = ["presets", "Settings", "TexsynthError", "synthesize", "synthesize_file", "__version__"]

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 from . import __version__
-from .audio import check_writable, load_audio, write_audio
+from .audio import check_writable, load_audio, seconds_to_samples, write_atomically, write_audio
 from .errors import TexsynthError
 from .settings import Settings, validate
 from .synth import pick_device, synthesize
 
 MAX_DURATION = 3600.0  # seconds of output in one file
+
+log = logging.getLogger(__name__)
 
 
 def sidecar_path(output) -> Path:
@@ -25,14 +27,77 @@ def sidecar_path(output) -> Path:
 
 
 def check_paths(input_path, output_path, *, overwrite: bool = False) -> None:
-    """Refuse an output that is the input, exists without ``overwrite``, or cannot be written."""
+    """Refuse an output that is the input (or whose sidecar would be), exists without
+    ``overwrite``, or cannot be written. Symbolic and hard links count as the same file."""
     src, dst = Path(input_path), Path(output_path)
-    if dst.exists() or dst.is_symlink():
-        if src.exists() and os.path.realpath(dst) == os.path.realpath(src):
-            raise TexsynthError(f"{dst}: output path is the input file; choose another output")
-        if not overwrite:
-            raise TexsynthError(f"{dst}: output exists (use --overwrite to replace it)")
+    if _same_file(src, dst):
+        raise TexsynthError(f"{dst}: output would overwrite the input {src}; choose another output")
+    if _same_file(src, sidecar_path(dst)):
+        raise TexsynthError(f"{dst}: its sidecar {sidecar_path(dst)} would overwrite the input; "
+                            "choose another output")
+    if (dst.exists() or dst.is_symlink()) and not overwrite:
+        raise TexsynthError(f"{dst}: output exists (use --overwrite to replace it)")
     check_writable(dst)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing or a dangling link
+        return False
+
+
+def check_duration(duration: float | None, settings: Settings) -> None:
+    """Refuse an output shorter than one STFT frame or longer than `MAX_DURATION`."""
+    frame = settings.n_fft / settings.sample_rate
+    if duration is not None and not frame <= duration <= MAX_DURATION:
+        raise TexsynthError(f"duration={duration} must be between one STFT frame, "
+                            f"n_fft/sample_rate = {frame:.3g} s, and {MAX_DURATION:g} s")
+
+
+def fit_to_length(name: str, n_input: int, n_output: int, settings: Settings) -> Settings:
+    """``settings`` without the nets that span more frames than the input or output has.
+
+    Refuses an input shorter than one STFT frame, or lengths that no net fits in.
+    """
+    s = settings
+    if n_input < s.n_fft:
+        raise TexsynthError(f"{name}: length {n_input / s.sample_rate:.3f} s must be at least one "
+                            f"STFT frame, n_fft/sample_rate = {s.n_fft / s.sample_rate:.3g} s")
+    n = min(n_input, n_output)
+    fit = tuple(w for w in s.widths if w * s.hop_length <= n)
+    if not fit:
+        narrowest = min(s.widths) * s.hop_length / s.sample_rate
+        raise TexsynthError(f"{name}: input or output of {n / s.sample_rate:.3f} s must be at "
+                            f"least the narrowest filter, {narrowest:.3g} s")
+    if fit != s.widths:
+        left_out = ", ".join(str(w) for w in s.widths if w not in fit)
+        log.warning("%s: widths %s left out: they span more than the %.2f s of input or output",
+                    name, left_out, n / s.sample_rate)
+    return s.replace(widths=fit)
+
+
+def _synthesize_finite(name: str, y, sr: int, seconds: float, s: Settings, *, seed: int,
+                       device: str, progress=None):
+    """`synthesize`, with a diverged optimisation refused in one line naming ``name``."""
+    finite_steps = []
+
+    def report(step: int, loss: float, parts: dict) -> None:
+        finite_steps.append(step)  # the optimiser reports only finite losses
+        if progress is not None:
+            progress(step, loss, parts)
+
+    try:
+        out = synthesize(y, sr, duration=seconds, seed=seed, settings=s, device=device,
+                         progress=report)
+        # `optimise` keeps its random start when the very first loss is non-finite; this
+        # check can go once it raises instead.
+        if s.steps > 0 and not finite_steps:
+            raise FloatingPointError("the loss was not finite from the first step")
+    except FloatingPointError as exc:
+        raise TexsynthError(f"{name}: synthesis failed ({exc}); nothing written. "
+                            "Try another --seed or fewer --steps") from None
+    return out
 
 
 def file_digest(path) -> str:
@@ -54,14 +119,15 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     """
     start = time.perf_counter()
     s = validate(settings or Settings())
-    if duration is not None and not 0 < duration <= MAX_DURATION:
-        raise TexsynthError(f"duration={duration} must be between 0 and {MAX_DURATION:g} seconds")
+    check_duration(duration, s)
     check_paths(input_path, output_path, overwrite=overwrite)
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)
-    y = synthesize(rec.y, rec.sr, duration=duration if duration is not None else rec.seconds,
-                   seed=seed, settings=s, device=str(dev), progress=progress)
+    seconds = duration if duration is not None else rec.seconds
+    s = fit_to_length(str(input_path), rec.y.size, seconds_to_samples(seconds, rec.sr), s)
+    y = _synthesize_finite(str(input_path), rec.y, rec.sr, seconds, s, seed=seed, device=str(dev),
+                           progress=progress)
     write_audio(output_path, y, rec.sr, subtype=s.subtype)
 
     record = {
@@ -93,15 +159,5 @@ def _torch_version() -> str:
 
 def write_json(path, record: dict) -> None:
     """Write JSON atomically (temporary file in the same folder, then a rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(record, indent=2) + "\n"
+    write_atomically(path, lambda handle: handle.write(text), mode="w")

@@ -168,6 +168,14 @@ def main(argv=None) -> int:
     """Entry point: one-line errors, exit 1 for bad input, 2 for bad usage, 130 on Ctrl-C."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
+    # After "--" every word is an input, so "texsynth -- -x.wav -o out.wav" names no output.
+    if "--" in args:
+        split = args.index("--")
+        named = any(a.startswith(("-o", "--output")) for a in args[:split])
+        if not named and {"-o", "--output"} & set(args[split:]):
+            click.echo("texsynth: error: -o after '--' is read as an input file; put options "
+                       "first: texsynth -o OUTPUT -- INPUT", err=True)
+            return 2
     try:
         code = cli.main(args=args, prog_name="texsynth", standalone_mode=False)
         return code if isinstance(code, int) else 0
@@ -187,7 +195,9 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if debug:
             raise
-        click.echo(f"texsynth: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"texsynth: internal error: {type(exc).__name__}: {first_line} (rerun with --debug)",
+                   err=True)
         return 1
 
 
