@@ -188,7 +188,6 @@ def test_input_that_is_not_a_file(tmp_path, capsys):
         api.synthesize_file(tmp_path / "x.wav", tmp_path / "out.wav")
 
 
-@pytest.mark.xfail(strict=True, reason="a folder input runs a batch, which exits 0 with no files")
 def test_folder_named_like_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "x.wav").mkdir()
     refused(capsys, tmp_path / "x.wav", "-o", tmp_path / "out.wav", words=["x.wav"])
@@ -358,7 +357,6 @@ def test_preset_cannot_run_code(wav, capsys, monkeypatch):
     assert "pwned" in line and not (wav.parent / "pwned").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="presets._read lets a UnicodeDecodeError through")
 def test_preset_that_is_not_toml(wav, capsys):
     preset = wav.parent / "bad.toml"
     preset.write_bytes(struct.pack("<4f", 1, 2, 3, 4))

@@ -80,20 +80,9 @@ def fit_to_length(name: str, n_input: int, n_output: int, settings: Settings) ->
 def _synthesize_finite(name: str, y, sr: int, seconds: float, s: Settings, *, seed: int,
                        device: str, progress=None):
     """`synthesize`, with a diverged optimisation refused in one line naming ``name``."""
-    finite_steps = []
-
-    def report(step: int, loss: float, parts: dict) -> None:
-        finite_steps.append(step)  # the optimiser reports only finite losses
-        if progress is not None:
-            progress(step, loss, parts)
-
     try:
         out = synthesize(y, sr, duration=seconds, seed=seed, settings=s, device=device,
-                         progress=report)
-        # `optimise` keeps its random start when the very first loss is non-finite; this
-        # check can go once it raises instead.
-        if s.steps > 0 and not finite_steps:
-            raise FloatingPointError("the loss was not finite from the first step")
+                         progress=progress)
     except FloatingPointError as exc:
         raise TexsynthError(f"{name}: synthesis failed ({exc}); nothing written. "
                             "Try another --seed or fewer --steps") from None

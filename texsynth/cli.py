@@ -46,8 +46,10 @@ class Progress:
         if self.quiet:
             return None
         if not self.tty:
-            click.echo(f"{name}: synthesising ({self.steps} steps)", err=True)
-            return None
+            def announce(step: int, loss: float, parts: dict):
+                if step == 1:  # only once the input has been read and measured
+                    click.echo(f"{name}: synthesising ({self.steps} steps)", err=True)
+            return announce
         return self._bar(name, position=0)
 
     def _bar(self, name: str, position: int):
@@ -149,10 +151,15 @@ def _batch(inputs, output: Path, overwrite, jobs, quiet, progress, kwargs) -> in
     for path in inputs:
         if not path.exists():
             raise TexsynthError(f"{path}: no such file or folder")
-    if output.exists() and not output.is_dir():
-        raise TexsynthError(f"{output}: output must be a folder when the inputs are several or a folder")
-    output.mkdir(parents=True, exist_ok=True)
+    if (output.exists() and not output.is_dir()) or (
+            not output.exists() and output.suffix.lower() in batch.AUDIO_EXTENSIONS):
+        folders = [str(p) for p in inputs if p.is_dir()]
+        why = f"{folders[0]} is a folder" if folders else "there are several inputs"
+        raise TexsynthError(f"{output}: output must be a folder when {why}")
     jobs_list = batch.plan(inputs, output)
+    if not jobs_list:
+        raise TexsynthError(f"{', '.join(map(str, inputs))}: no audio files found")
+    output.mkdir(parents=True, exist_ok=True)
     progress.start_batch(len(jobs_list))
     report = (lambda line: click.echo(line, err=True))
     try:

@@ -35,11 +35,17 @@ class RandomNets:
             self.weights.append(w.to(device=device, dtype=dtype))
             self.pools.append(pool)
 
-    def __call__(self, X: torch.Tensor) -> list[torch.Tensor]:
-        """Features of a log spectrogram ``X`` (bins, frames): one (filters, frames') per net."""
+    def __call__(self, X: torch.Tensor, only: list[bool] | None = None) -> list[torch.Tensor | None]:
+        """Features of a log spectrogram ``X`` (bins, frames): one (filters, frames') per net.
+
+        Nets switched off in ``only`` are not run and give ``None``.
+        """
         x = X[None]  # (1, bins, frames)
         out = []
-        for weight, pool in zip(self.weights, self.pools):
+        for k, (weight, pool) in enumerate(zip(self.weights, self.pools)):
+            if only is not None and not only[k]:
+                out.append(None)
+                continue
             view = F.avg_pool1d(x, pool, pool) if pool > 1 else x
             out.append(F.relu(F.conv1d(view, weight))[0])
         return out

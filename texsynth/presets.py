@@ -35,7 +35,7 @@ def _read(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TexsynthError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise TexsynthError(f"{path}: cannot read preset ({exc.strerror})") from None

@@ -72,18 +72,23 @@ class TextureModel:
     def _max_lag(self, pool: int, n_frames: int) -> int:
         return max(1, min(int(self.s.max_lag_seconds * self.frame_rate / pool), n_frames // 2))
 
-    def measure(self, y: torch.Tensor) -> Texture:
+    def measure(self, y: torch.Tensor, n_frames: int | None = None) -> Texture:
+        """Target statistics of ``y`` for an output of ``n_frames`` frames (default: as long).
+
+        Nets wider than the input or the output are left out.
+        """
         L = self.log_spectrogram(y)
         mean = L.mean(1)
         Z = L - mean[:, None]
-        usable = self.nets.usable(Z.shape[1])
+        usable = self.nets.usable(min(Z.shape[1], n_frames or Z.shape[1]))
         if not any(usable):
-            usable[0] = True
+            raise ValueError(f"input of {Z.shape[1]} frames or output of {n_frames} frames is "
+                             f"shorter than the narrowest net, widths={self.s.widths}")
         grams, autocorrs = [], []
         with torch.no_grad():
-            for phi, pool, ok in zip(self.nets(Z), self.nets.pools, usable):
-                grams.append(losses.gram(phi) if ok else None)
-                ac = self.s.autocorr_weight > 0 and ok
+            for phi, pool in zip(self.nets(Z, usable), self.nets.pools):
+                grams.append(None if phi is None else losses.gram(phi))
+                ac = self.s.autocorr_weight > 0 and phi is not None
                 autocorrs.append(losses.autocorrelation(phi, self._max_lag(pool, phi.shape[1])) if ac else None)
             env = self.envelopes(L)
             moments = losses.envelope_moments(env) if self.s.moments_weight > 0 else None
@@ -97,7 +102,7 @@ class TextureModel:
         s = self.s
         parts = {}
         n_nets = sum(target.usable)
-        phis = self.nets(Z)
+        phis = self.nets(Z, target.usable)
         L = Z + target.mean[:, None]
         env = self.envelopes(L) if s.moments_weight > 0 or s.autocorr_weight > 0 else None
         if s.gram_weight > 0:
@@ -144,7 +149,7 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
         optimiser.zero_grad()
         loss, parts = model.loss(Z, target)
         if not torch.isfinite(loss):
-            raise FloatingPointError("loss is not finite")
+            raise FloatingPointError(f"loss is not finite at step {evaluations + 1}")
         loss.backward()
         value = float(loss.detach())
         if value < best["loss"]:
@@ -166,6 +171,8 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
         for _ in steps:
             optimiser.step(closure)
     except FloatingPointError:
+        if evaluations == 0:
+            raise
         log.warning("optimisation diverged after %d steps; keeping the best state", evaluations)
     return best["Z"] + target.mean[:, None], best["loss"]
 
@@ -209,8 +216,8 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
 
     model = TextureModel(s, seed=seed, device=dev)
     x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32) * (ANALYSIS_RMS / rms)).to(dev)
-    target = model.measure(x)
     n_frames = spectral.n_frames(length, s.hop_length)
+    target = model.measure(x, n_frames)
     L, _ = optimise(model, target, n_frames, seed=seed, progress=progress)
 
     S = spectral.from_log_magnitude(L.detach(), s.log_floor)
