@@ -63,3 +63,14 @@ def test_wide_nets_pool_time_and_skip_when_input_is_short():
 def test_random_nets_depend_on_seed_only():
     a, b, c = (RandomNets(6, (3,), 2, seed=s).weights[0] for s in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_match_level_keeps_rms_and_never_clips():
+    from texsynth.audio import match_level
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(16000)
+    y[100:110] = 200.0  # a runaway burst that plain RMS scaling would turn into clipping
+    out = match_level(y, 0.2)
+    assert np.abs(out).max() <= 0.98
+    assert abs(20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)) / 0.2)) < 0.5

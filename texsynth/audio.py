@@ -326,15 +326,19 @@ def write_audio(path, y: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> Non
 
 
 def match_level(y: np.ndarray, reference_rms: float, *, peak: float = 0.98) -> np.ndarray:
-    """Scale ``y`` to ``reference_rms``; if that would clip, limit the peaks softly.
+    """Scale ``y`` to ``reference_rms``, limiting peaks softly so nothing clips.
 
-    Samples above ``peak`` are compressed with a tanh knee rather than clipped, so a rare
-    outlier costs a little level instead of a click.
+    Samples above a knee are compressed with tanh towards ``peak`` instead of being clipped;
+    scaling and limiting alternate a few times so the limited result still has the reference
+    RMS (within a fraction of a dB unless the reference itself is near full scale).
     """
-    y = y * (reference_rms / max(float(np.sqrt(np.mean(y**2))), 1e-12))
+    y = np.asarray(y, dtype=np.float64)
     knee = 0.8 * peak
-    over = np.abs(y) > knee
-    if over.any():
+    for _ in range(6):
+        y = y * (reference_rms / max(float(np.sqrt(np.mean(y**2))), 1e-12))
+        over = np.abs(y) > knee
+        if not over.any():
+            break
         mag = np.abs(y[over])
         y[over] = np.sign(y[over]) * (knee + (peak - knee) * np.tanh((mag - knee) / (peak - knee)))
     return y.astype(np.float32)

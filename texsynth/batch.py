@@ -69,7 +69,7 @@ def _run_one(job: Job, kwargs: dict, threads: int) -> float:
 
 
 def run(jobs: list[Job], *, overwrite: bool = False, jobs_parallel: int = 1, report=print,
-        file_progress=None, **kwargs) -> Summary:
+        file_progress=None, threads: int | None = None, **kwargs) -> Summary:
     """Synthesise every job; report one line per skipped or failed file and return a summary.
 
     ``kwargs`` go to `texsynth.api.synthesize_file`. With ``jobs_parallel > 1`` files run in
@@ -112,7 +112,7 @@ def run(jobs: list[Job], *, overwrite: bool = False, jobs_parallel: int = 1, rep
                 log.debug("failure on %s", job.input, exc_info=True)
                 finished(job, error=f"{job.input}: {type(exc).__name__}: {exc}")
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs_parallel)
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs_parallel)
         with ProcessPoolExecutor(max_workers=jobs_parallel) as pool:
             futures = {pool.submit(_run_one, job, kwargs, threads): job for job in todo}
             for index, future in enumerate(as_completed(futures)):

@@ -96,6 +96,8 @@ def _list_presets(ctx, _param, value):
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never an input).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1,
               help="Files synthesised in parallel in a batch.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="CPU threads for one file  [default: all cores, split between --jobs]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--show-settings", is_flag=True, help="Print the effective settings as TOML and exit.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and diagnostics.")
@@ -103,7 +105,7 @@ def _list_presets(ctx, _param, value):
               help="List the presets with what each is for, and exit.")
 @click.version_option(__version__, prog_name="texsynth")
 def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, device, overwrite,
-        jobs, quiet, show_settings, debug):
+        jobs, threads, quiet, show_settings, debug):
     """Synthesise new audio with the texture of INPUTS (audio files or folders).
 
     One input file: OUTPUT is the file to write (.wav, .flac, .ogg or .aiff). Folders or
@@ -129,6 +131,10 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     if output is None:
         raise click.UsageError("-o/--output is required")
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith("/")
     kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
                   preset=preset)
@@ -142,7 +148,7 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
             click.echo(f"wrote {output} ({record['output_seconds']:.1f} s at {record['sample_rate']} Hz) "
                        f"in {record['wall_seconds']:.1f} s", err=True)
         return 0
-    return _batch(inputs, output, overwrite, jobs, quiet, progress, kwargs)
+    return _batch(inputs, output, overwrite, jobs, quiet, progress, dict(kwargs, threads=threads))
 
 
 def _batch(inputs, output: Path, overwrite, jobs, quiet, progress, kwargs) -> int:

@@ -36,6 +36,8 @@ class Texture:
     """The statistics of one recording that a synthesis must reproduce."""
 
     mean: torch.Tensor  # (bins,) mean log magnitude per frequency bin
+    low: torch.Tensor  # (bins,) lowest log magnitude per bin, less the mean
+    high: torch.Tensor  # (bins,) highest log magnitude per bin, less the mean
     Z: torch.Tensor  # (bins, frames) log magnitude less its per-bin mean
     grams: list  # per net, (filters, filters)
     autocorrs: list  # per net, (filters, lags) or None
@@ -70,7 +72,9 @@ class TextureModel:
         return (self.bands @ S + 1e-6) ** 0.3
 
     def _max_lag(self, pool: int, n_frames: int) -> int:
-        return max(1, min(int(self.s.max_lag_seconds * self.frame_rate / pool), n_frames // 2))
+        # Lags past a quarter of the input are estimated from too little overlap, and matching
+        # them pins the synthesis to a shifted copy of the input.
+        return max(1, min(int(self.s.max_lag_seconds * self.frame_rate / pool), n_frames // 4))
 
     def measure(self, y: torch.Tensor, n_frames: int | None = None) -> Texture:
         """Target statistics of ``y`` for an output of ``n_frames`` frames (default: as long).
@@ -95,7 +99,7 @@ class TextureModel:
             envelope_ac = None
             if self.s.autocorr_weight > 0:
                 envelope_ac = losses.autocorrelation(env, self._max_lag(1, env.shape[1]))
-        return Texture(mean, Z, grams, autocorrs, moments, envelope_ac, usable)
+        return Texture(mean, Z.amin(1), Z.amax(1), Z, grams, autocorrs, moments, envelope_ac, usable)
 
     def loss(self, Z: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
         """Weighted loss of a candidate ``Z`` (bins, frames) and its parts, for reporting."""
@@ -174,7 +178,10 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
         if evaluations == 0:
             raise
         log.warning("optimisation diverged after %d steps; keeping the best state", evaluations)
-    return best["Z"] + target.mean[:, None], best["loss"]
+    # A texture never leaves the range each bin spans in the recording; a few runaway frames
+    # would otherwise dominate the loudness of the result.
+    Z = torch.clamp(best["Z"], target.low[:, None], target.high[:, None])
+    return Z + target.mean[:, None], best["loss"]
 
 
 def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: int = 0,
