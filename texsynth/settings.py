@@ -32,15 +32,19 @@ class Settings:
     # Weight of the Gram (filter co-activation) loss.
     gram_weight: float = 1.0
     # Weight of the per-filter autocorrelation loss (rhythm, periodicity); 0 turns it off.
-    autocorr_weight: float = 2.0
+    autocorr_weight: float = 5.0
     # Longest autocorrelation lag compared, seconds.
     max_lag_seconds: float = 4.0
     # Weight of the band-envelope moment loss (level, spread, skew, kurtosis per band).
     moments_weight: float = 1.0
     # Weight of the penalty on similarity to the original at its best time shift.
-    diversity_weight: float = 0.1
+    diversity_weight: float = 0.5
     # Optimiser steps (loss evaluations).
     steps: int = 150
+    # Times the optimisation stops to replace its spectrogram by that of real audio near it.
+    projections: int = 2
+    # Griffin-Lim iterations for each of those projections.
+    projection_iters: int = 32
     # "lbfgs" or "adam".
     optimizer: str = "lbfgs"
     # Step size: L-BFGS's initial step, or Adam's learning rate.
@@ -88,6 +92,8 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
          "positive when autocorr_weight and moments_weight are 0")
     need(0 < s.max_lag_seconds <= 60, "max_lag_seconds", "between 0 and 60")
     need(0 <= s.steps <= 100000, "steps", "between 0 and 100000")
+    need(0 <= s.projections <= 100, "projections", "between 0 and 100")
+    need(1 <= s.projection_iters <= 1000, "projection_iters", "between 1 and 1000")
     need(s.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
     need(0 < s.learning_rate <= 100, "learning_rate", "between 0 and 100")
     need(0 <= s.griffin_lim_iters <= 10000, "griffin_lim_iters", "between 0 and 10000")
