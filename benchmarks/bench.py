@@ -36,7 +36,7 @@ import torch
 
 from texsynth import presets, spectral
 from texsynth.audio import load_audio, match_level, seconds_to_samples, write_audio
-from texsynth.synth import ANALYSIS_RMS, TextureModel, optimise, pick_device
+from texsynth.synth import ANALYSIS_RMS, TextureModel, pick_device, spectral_synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_INPUT = ROOT.parent / "shared" / "real" / "campfire.ogg"
@@ -75,10 +75,10 @@ def run_preset(settings, input_path: Path, duration: float, out_path: Path, *, s
         target = model.measure(torch.from_numpy(rec.y * np.float32(ANALYSIS_RMS / rms)).to(device))
     length = seconds_to_samples(duration, rec.sr)
     with stage(laps, "optimise"):
-        L, loss = optimise(model, target, spectral.n_frames(length, settings.hop_length),
-                           seed=seed, progress=lambda step, value, parts: evaluations.append(value))
+        S = spectral_synthesis(model, target, spectral.n_frames(length, settings.hop_length), length,
+                               seed=seed, progress=lambda step, value, parts: evaluations.append(value))
+    loss = evaluations[-1] if evaluations else float("nan")
     with stage(laps, "griffin_lim"):
-        S = spectral.from_log_magnitude(L.detach(), settings.log_floor)
         y = spectral.griffin_lim(S, n_fft=settings.n_fft, hop_length=settings.hop_length,
                                  length=length, n_iter=settings.griffin_lim_iters,
                                  momentum=settings.momentum, init=settings.phase_init,
