@@ -202,12 +202,18 @@ def spectral_synthesis(model: TextureModel, target: Texture, n_frames: int, leng
     iterations), so the optimiser ends close to a spectrogram that some signal actually has.
     """
     s = model.s
-    rounds = s.projections + 1
+    rounds = max(1, min(s.projections + 1, s.steps))
     start, done = None, 0
     for r in range(rounds):
         steps = s.steps * (r + 1) // rounds - done
-        L, _ = optimise(model, target, n_frames, seed=seed, progress=progress, start=start,
-                        steps=steps, first_step=done)
+        try:
+            L, _ = optimise(model, target, n_frames, seed=seed, progress=progress, start=start,
+                            steps=steps, first_step=done)
+        except FloatingPointError:
+            if done == 0:
+                raise
+            log.warning("optimisation diverged after %d steps; keeping the best state", done)
+            break
         done += steps
         if r < rounds - 1:
             S = spectral.from_log_magnitude(L.detach(), s.log_floor)
