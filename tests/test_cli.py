@@ -191,3 +191,23 @@ def test_batch_parallel_jobs(tmp_path, tiny_preset, capsys):
 def test_module_entry_point_and_version():
     result = subprocess.run([sys.executable, "-m", "texsynth", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "texsynth, version" in result.stdout
+
+
+@pytest.mark.parametrize("name, subtype, expected", [
+    ("o.ogg", None, "VORBIS"), ("o.flac", "PCM_24", "PCM_24"), ("o.aiff", None, "PCM_16")])
+def test_output_formats(tmp_path, crackle_wav, tiny_preset, capsys, name, subtype, expected):
+    extra = ["--subtype", subtype] if subtype else []
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / name, "--preset", tiny_preset, "-q", *extra)
+    assert code == 0, err
+    assert sf.info(tmp_path / name).subtype == expected
+
+
+def test_impossible_subtype_is_refused_before_synthesis(tmp_path, crackle_wav, capsys):
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.flac", "--subtype", "FLOAT", "-q",
+                       "--steps", 100000)
+    assert code == 1 and "subtype=FLOAT must be one of PCM_16, PCM_24 for FLAC files" in err
+
+
+def test_seed_out_of_range_is_a_usage_error(tmp_path, crackle_wav, capsys):
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.wav", "--seed", 2**64)
+    assert code == 2 and "--seed" in err

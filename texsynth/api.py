@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .audio import check_writable, load_audio, seconds_to_samples, write_atomically, write_audio
+from .audio import (check_writable, load_audio, output_subtype, seconds_to_samples,
+                    write_atomically, write_audio)
 from .errors import TexsynthError
 from .settings import Settings, validate
 from .synth import pick_device, synthesize
@@ -110,6 +111,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     s = validate(settings or Settings())
     check_duration(duration, s)
     check_paths(input_path, output_path, overwrite=overwrite)
+    output_subtype(output_path, s.subtype)
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)

@@ -312,12 +312,25 @@ def write_atomically(path, write, *, mode: str = "wb") -> None:
         raise
 
 
+def output_subtype(path, subtype: str) -> str:
+    """The sample format to write ``path`` in: ``subtype``, except Ogg, which is always Vorbis.
+
+    Raises `TexsynthError` when the container cannot hold ``subtype`` (e.g. FLAC and FLOAT).
+    """
+    fmt = output_format(path)
+    if fmt == "OGG":
+        return "VORBIS"
+    if not sf.check_format(fmt, subtype):
+        allowed = ", ".join(s for s in ("PCM_16", "PCM_24", "PCM_32", "FLOAT") if sf.check_format(fmt, s))
+        raise TexsynthError(f"{path}: subtype={subtype} must be one of {allowed} for {fmt} files")
+    return subtype
+
+
 def write_audio(path, y: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> None:
     """Write ``y`` to ``path`` atomically (see `write_atomically`); never NaN or silence."""
     path = Path(path)
     fmt = output_format(path)
-    if not sf.check_format(fmt, subtype):
-        raise TexsynthError(f"{path}: subtype={subtype} is not available for {fmt} files")
+    subtype = output_subtype(path, subtype)
     if not np.all(np.isfinite(y)):
         raise TexsynthError(f"{path}: refusing to write non-finite audio")
     if not np.any(y):

@@ -84,7 +84,7 @@ def _list_presets(ctx, _param, value):
               help="Output file (one input) or folder (several inputs or a folder).")
 @click.option("--duration", type=float, default=None,
               help="Output length in seconds  [default: the input's length]")
-@click.option("--seed", type=int, default=0, help="Random seed: same seed and input, same output.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, help="Random seed: same seed and input, same output.")
 @click.option("--preset", default=presets.DEFAULT, help="Preset name (see --list-presets) or a .toml file.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. --set steps=200 (repeatable).")
