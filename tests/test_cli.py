@@ -38,6 +38,7 @@ def test_single_file_end_to_end(tmp_path, crackle_wav, tiny_preset, capsys):
     record = json.loads((tmp_path / "out.wav.json").read_text())
     assert record["seed"] == 0 and record["input_sha256"] == digest(crackle_wav)
     assert record["settings"]["n_filters"] == 8 and record["device"] == "cpu"
+    assert record["threads"] >= 1
 
 
 def test_sidecar_reproduces_output(tmp_path, crackle_wav, tiny_preset, capsys):

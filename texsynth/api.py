@@ -135,11 +135,18 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
         "settings": s.to_dict(),
         "device": str(dev),
         "torch": _torch_version(),
+        "threads": _torch_threads(),
         "python": platform.python_version(),
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
     write_json(sidecar_path(output_path), record)
     return record
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _torch_version() -> str:
