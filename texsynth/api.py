@@ -13,7 +13,9 @@ from pathlib import Path
 from . import __version__
 from .audio import (check_writable, load_audio, output_subtype, seconds_to_samples,
                     write_atomically, write_audio)
+from . import spectral
 from .errors import TexsynthError
+from .features import fits
 from .settings import Settings, validate
 from .synth import pick_device, synthesize
 
@@ -66,7 +68,8 @@ def fit_to_length(name: str, n_input: int, n_output: int, settings: Settings) ->
         raise TexsynthError(f"{name}: length {n_input / s.sample_rate:.3f} s must be at least one "
                             f"STFT frame, n_fft/sample_rate = {s.n_fft / s.sample_rate:.3g} s")
     n = min(n_input, n_output)
-    fit = tuple(w for w in s.widths if w * s.hop_length <= n)
+    frames = spectral.n_frames(n, s.hop_length)
+    fit = tuple(w for w in s.widths if fits(w, s.max_taps, frames))
     if not fit:
         narrowest = min(s.widths) * s.hop_length / s.sample_rate
         raise TexsynthError(f"{name}: input or output of {n / s.sample_rate:.3f} s must be at "

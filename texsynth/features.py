@@ -8,6 +8,18 @@ import torch
 import torch.nn.functional as F
 
 
+def layout(width: int, max_taps: int) -> tuple[int, int]:
+    """``(pool, taps)`` of a net: frames averaged per step, and filter taps over that view."""
+    pool = max(1, width // max_taps) if max_taps else 1
+    return pool, max(1, width // pool)
+
+
+def fits(width: int, max_taps: int, n_frames: int) -> bool:
+    """Whether a net of ``width`` frames has at least two outputs over ``n_frames`` frames."""
+    pool, taps = layout(width, max_taps)
+    return n_frames // pool - taps + 1 >= 2
+
+
 class RandomNets:
     """Several one-layer conv nets with fixed random weights, frequency bins as channels.
 
@@ -25,11 +37,11 @@ class RandomNets:
                  device="cpu", dtype=torch.float32):
         generator = torch.Generator().manual_seed(seed)
         self.widths = tuple(int(w) for w in widths)
+        self.max_taps = max_taps
         self.pools = []
         self.weights = []
         for width in self.widths:
-            pool = max(1, width // max_taps) if max_taps else 1
-            taps = max(1, width // pool)
+            pool, taps = layout(width, max_taps)
             # He-style scaling: unit-variance input gives unit-variance pre-activations.
             w = torch.randn(n_filters, n_bins, taps, generator=generator) / math.sqrt(n_bins * taps)
             self.weights.append(w.to(device=device, dtype=dtype))
@@ -52,4 +64,4 @@ class RandomNets:
 
     def usable(self, n_frames: int) -> list[bool]:
         """Which nets fit at least two outputs into ``n_frames`` frames."""
-        return [n_frames // p - w.shape[-1] + 1 >= 2 for w, p in zip(self.weights, self.pools)]
+        return [fits(width, self.max_taps, n_frames) for width in self.widths]
