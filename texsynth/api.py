@@ -10,6 +10,8 @@ import platform
 import time
 from pathlib import Path
 
+import torch
+
 from . import __version__
 from .audio import (check_writable, load_audio, output_subtype, seconds_to_samples,
                     write_atomically, write_audio)
@@ -137,25 +139,13 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
         "preset": preset,
         "settings": s.to_dict(),
         "device": str(dev),
-        "torch": _torch_version(),
-        "threads": _torch_threads(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
     write_json(sidecar_path(output_path), record)
     return record
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 def write_json(path, record: dict) -> None:

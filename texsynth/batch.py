@@ -91,38 +91,35 @@ def run(jobs: list[Job], *, overwrite: bool = False, jobs_parallel: int = 1, rep
             seen.add(key)
             todo.append(job)
 
-    def finished(job, seconds=None, error=None):
-        if error is None:
-            summary.done += 1
-            summary.audio_seconds += seconds
-        else:
+    def finished(job, result):
+        """Count one job; ``result`` is its output seconds, or a zero-argument callable that
+        re-raises what went wrong."""
+        try:
+            seconds = result()
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            log.debug("failure on %s", job.input, exc_info=True)
+            error = str(exc) if isinstance(exc, TexsynthError) else f"{job.input}: {type(exc).__name__}: {exc}"
             summary.failed += 1
             summary.failures.append((job.input, error))
             report(f"failed: {error}")
+            return
+        summary.done += 1
+        summary.audio_seconds += seconds
 
     kwargs = dict(kwargs, overwrite=overwrite)
     if jobs_parallel <= 1:
         for index, job in enumerate(todo):
-            try:
-                progress = file_progress(index, len(todo), job) if file_progress else None
-                finished(job, _run_one(job, dict(kwargs, progress=progress), 0))
-            except TexsynthError as exc:
-                finished(job, error=str(exc))
-            except (Exception, FloatingPointError) as exc:  # noqa: BLE001 - report and go on
-                log.debug("failure on %s", job.input, exc_info=True)
-                finished(job, error=f"{job.input}: {type(exc).__name__}: {exc}")
+            progress = file_progress(index, len(todo), job) if file_progress else None
+            finished(job, lambda: _run_one(job, dict(kwargs, progress=progress), 0))
+            if file_progress:
+                file_progress(index + 1, len(todo), job, done=True)
     else:
         threads = threads or max(1, (os.cpu_count() or 1) // jobs_parallel)
         with ProcessPoolExecutor(max_workers=jobs_parallel) as pool:
             futures = {pool.submit(_run_one, job, kwargs, threads): job for job in todo}
             for index, future in enumerate(as_completed(futures)):
                 job = futures[future]
-                try:
-                    finished(job, future.result())
-                except TexsynthError as exc:
-                    finished(job, error=str(exc))
-                except Exception as exc:  # noqa: BLE001 - report and go on
-                    finished(job, error=f"{job.input}: {type(exc).__name__}: {exc}")
+                finished(job, future.result)
                 if file_progress:
                     file_progress(index + 1, len(todo), job, done=True)
     summary.wall_seconds = time.perf_counter() - start

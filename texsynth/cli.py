@@ -33,8 +33,8 @@ class Progress:
 
     def file(self, index: int, total: int, job, done: bool = False):
         """A callback for one file's loss evaluations (``None`` when quiet)."""
-        if self.batch is not None and (done or index > 0):
-            self.batch.update(1) if done else None
+        if self.batch is not None and done:
+            self.batch.update(1)
         if self.quiet or done:
             return None
         if not self.tty:
