@@ -113,7 +113,7 @@ def test_user_preset_keeps_unset_defaults(tmp_path):
     ("widths = 3", "widths=3 must be a list of integers"),
     ("hop_length = 4096", "hop_length=4096 must be between 1 and n_fft/2"),
     ('subtype = "MP3"', "subtype='MP3' must be one of"),
-    ("sample_rate = 100", "sample_rate=100 must be between 4000 and 192000"),
+    ("sample_rate = 100", "sample_rate=100 must be 0 (the input's own rate) or between 4000 and 192000"),
     ("steps = [", "not valid TOML"),
 ])
 def test_preset_validation_errors(tmp_path, text, message):
@@ -212,3 +212,20 @@ def test_impossible_subtype_is_refused_before_synthesis(tmp_path, crackle_wav, c
 def test_seed_out_of_range_is_a_usage_error(tmp_path, crackle_wav, capsys):
     code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.wav", "--seed", 2**64)
     assert code == 2 and "--seed" in err
+
+
+@pytest.mark.parametrize("file_sr, out_sr", [(11025, 11025), (96000, 48000)])
+def test_native_rate_output(tmp_path, tiny_preset, capsys, file_sr, out_sr):
+    src = tmp_path / "in.wav"
+    sf.write(src, crackle(1.0, file_sr), file_sr)
+    out = tmp_path / "out.wav"
+    code, _, err = run(capsys, src, "-o", out, "--preset", tiny_preset, "--set", "sample_rate=0",
+                       "--duration", 1.5, "-q")
+    assert code == 0, err
+    y, sr = sf.read(out)
+    assert sr == out_sr and y.shape == (round(1.5 * out_sr),) and np.all(np.isfinite(y))
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    # The sidecar holds the sizes actually used: the preset's (given for 16 kHz) scaled.
+    tiny = presets.load(str(tiny_preset))
+    assert record["settings"]["sample_rate"] == out_sr
+    assert record["settings"]["n_fft"] == 2 * round(tiny.n_fft * out_sr / 16000 / 2)

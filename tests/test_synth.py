@@ -6,6 +6,7 @@ import torch
 
 from texsynth import synthesize
 from texsynth.features import RandomNets
+from texsynth.settings import Settings
 from texsynth.synth import TextureModel, optimise
 
 from conftest import crackle
@@ -74,3 +75,15 @@ def test_match_level_keeps_rms_and_never_clips():
     out = match_level(y, 0.2)
     assert np.abs(out).max() <= 0.98
     assert abs(20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)) / 0.2)) < 0.5
+
+
+def test_at_rate_scales_stft_for_native_rate():
+    from texsynth.settings import at_rate, native_rate
+
+    s = Settings(sample_rate=0, n_fft=512, hop_length=128)
+    assert at_rate(s, 48000).n_fft == 1536 and at_rate(s, 48000).hop_length == 384
+    assert at_rate(s, 44100).n_fft == 1412 and at_rate(s, 44100).hop_length == 353
+    assert at_rate(s, 16000) == s.replace(sample_rate=16000)
+    assert [native_rate(r) for r in (4000, 22050, 48000, 96000)] == [8000, 22050, 48000, 48000]
+    with pytest.raises(ValueError, match="sample_rate"):
+        at_rate(Settings(), 22050)

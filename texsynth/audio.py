@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import TexsynthError
+from .settings import native_rate
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Recording:
 
 
 def load_audio(path, sr: int, *, max_seconds: float | None = None) -> Recording:
-    """Read an audio file as mono float32 at ``sr`` Hz.
+    """Read an audio file as mono float32 at ``sr`` Hz (0: at its own rate, see `native_rate`).
 
     Non-finite samples are zeroed, a DC offset removed, peaks beyond full scale scaled down,
     and channels averaged (or, when they cancel in the average, the loudest one taken). At
@@ -68,6 +69,7 @@ def load_audio(path, sr: int, *, max_seconds: float | None = None) -> Recording:
         samples = f"{n} sample{'s' * (n != 1)}"
         raise TexsynthError(f"{name}: length {n / source_sr:.3f} s must be at least "
                             f"{MIN_SECONDS} s (it has {samples} at {source_sr} Hz)")
+    sr = sr or native_rate(source_sr)
     y = resample(_to_mono(name, data), source_sr, sr)
     return Recording(y, sr, source_sr, data.shape[1], y.size / sr, truncated)
 

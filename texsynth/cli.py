@@ -113,7 +113,8 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     sub-folder tree mirrored, as .wav. Each output gets a JSON sidecar (OUTPUT.json) recording
     the settings that reproduce it.
 
-    Output is written at the working sample rate, 16000 Hz unless a preset sets sample_rate.
+    Output is written at the working sample rate: 16000 Hz unless a preset sets sample_rate
+    (the hq preset works at the input's own rate, up to 48000 Hz).
     """
     logging.basicConfig(format="texsynth: %(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.WARNING)

@@ -11,11 +11,15 @@ from .errors import TexsynthError
 OPTIMIZERS = ("lbfgs", "adam")
 PHASE_INITS = ("pghi", "random", "zero")
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
+REFERENCE_RATE = 16000  # the rate that n_fft and hop_length are given for when sample_rate = 0
+NATIVE_RATES = (8000, 48000)  # sample_rate = 0 works at the input's rate, brought into this range
 
 
 @dataclass(frozen=True)
 class Settings:
-    # Working and output sample rate, Hz. Inputs at other rates are resampled.
+    # Working and output sample rate, Hz. Inputs at other rates are resampled. 0: the input's
+    # own rate (brought into 8-48 kHz), with n_fft and hop_length read as sizes at 16 kHz and
+    # scaled so that the window and hop span the same time.
     sample_rate: int = 16000
     # STFT size in samples (window = n_fft, Hann); 512 at 16 kHz is 32 ms. Measured against
     # 1024: better on impulsive sounds (fire 0.79 vs 0.76, rain 0.41 vs 0.25 fidelity), worse
@@ -84,7 +88,8 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
         if not ok:
             raise TexsynthError(f"{source}: {name}={getattr(s, name)!r} must be {rule}")
 
-    need(4000 <= s.sample_rate <= 192000, "sample_rate", "between 4000 and 192000 Hz")
+    need(s.sample_rate == 0 or 4000 <= s.sample_rate <= 192000, "sample_rate",
+         "0 (the input's own rate) or between 4000 and 192000 Hz")
     need(s.n_fft >= 64 and s.n_fft <= 16384, "n_fft", "between 64 and 16384")
     need(1 <= s.hop_length <= s.n_fft // 2, "hop_length", f"between 1 and n_fft/2 = {s.n_fft // 2}")
     need(s.log_floor > 0, "log_floor", "positive")
@@ -108,6 +113,29 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
     need(0 < s.max_input_seconds <= 3600, "max_input_seconds", "between 0 and 3600")
     need(s.subtype in SUBTYPES, "subtype", f"one of {', '.join(SUBTYPES)}")
     return s
+
+
+def native_rate(source_sr: int) -> int:
+    """The working rate for ``sample_rate = 0``: the input's, brought into `NATIVE_RATES`."""
+    low, high = NATIVE_RATES
+    return min(max(int(source_sr), low), high)
+
+
+def at_rate(settings: Settings, sr: int) -> Settings:
+    """``settings`` for audio at ``sr`` Hz.
+
+    With ``sample_rate = 0`` the STFT sizes, given for `REFERENCE_RATE`, are scaled to span
+    the same time at ``sr``; otherwise ``sr`` must be the set rate.
+    """
+    s = settings
+    if s.sample_rate:
+        if sr != s.sample_rate:
+            raise ValueError(f"sr={sr} must equal settings.sample_rate={s.sample_rate}; resample first")
+        return s
+    scale = sr / REFERENCE_RATE
+    n_fft = max(64, 2 * round(s.n_fft * scale / 2))
+    hop = min(max(1, round(s.hop_length * scale)), n_fft // 2)
+    return validate(s.replace(sample_rate=sr, n_fft=n_fft, hop_length=hop))
 
 
 def from_mapping(values: dict, *, base: Settings | None = None, source: str = "settings") -> Settings:

@@ -12,7 +12,7 @@ import torch
 
 from . import losses, spectral
 from .features import RandomNets
-from .settings import Settings, validate
+from .settings import Settings, at_rate, validate
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,8 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
     y : np.ndarray, shape (n,)
         Mono input at ``sr`` Hz.
     sr : int
-        Its sample rate; must equal ``settings.sample_rate`` (see `texsynth.audio.load_audio`).
+        Its sample rate; must equal ``settings.sample_rate`` unless that is 0 (see
+        `texsynth.settings.at_rate` and `texsynth.audio.load_audio`).
     duration : float, optional
         Output length in seconds; the input's length by default.
     seed : int
@@ -250,9 +251,7 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
     """
     from .audio import match_level, seconds_to_samples
 
-    s = validate(settings or Settings())
-    if sr != s.sample_rate:
-        raise ValueError(f"sr={sr} must equal settings.sample_rate={s.sample_rate}; resample first")
+    s = at_rate(validate(settings or Settings()), sr)
     dev = pick_device(device)
     torch.manual_seed(seed)
     length = seconds_to_samples(duration if duration is not None else y.size / sr, sr)
