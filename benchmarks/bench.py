@@ -36,7 +36,7 @@ import torch
 
 from texsynth import presets, spectral
 from texsynth.audio import load_audio, match_level, seconds_to_samples, write_audio
-from texsynth.settings import at_rate
+from texsynth.resolution import resolve
 from texsynth.synth import ANALYSIS_RMS, TextureModel, pick_device, spectral_synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def run_preset(settings, input_path: Path, duration: float, out_path: Path, *, s
     laps, evaluations = {}, []
     with stage(laps, "load"):
         rec = load_audio(input_path, settings.sample_rate, max_seconds=settings.max_input_seconds)
-        settings = at_rate(settings, rec.sr)
+        settings = resolve(settings, rec.y, rec.sr)
     with stage(laps, "measure"):
         rms = float(np.sqrt(np.mean(rec.y.astype(np.float64) ** 2)))
         model = TextureModel(settings, seed=seed, device=device)
@@ -106,7 +106,7 @@ def warm_up(settings, input_path: Path, device: torch.device) -> None:
     """Pay one-time costs (lazy imports, resampler and FFT set-up) outside the timed stages,
     so that the first preset is not charged for them."""
     rec = load_audio(input_path, settings.sample_rate, max_seconds=settings.max_input_seconds)
-    settings = at_rate(settings, rec.sr)
+    settings = resolve(settings, rec.y, rec.sr)
     y = torch.from_numpy(rec.y[:2 * rec.sr]).to(device)
     TextureModel(settings, seed=0, device=device).measure(y)
 

@@ -18,7 +18,8 @@ from .audio import (check_writable, load_audio, output_subtype, seconds_to_sampl
 from . import spectral
 from .errors import TexsynthError
 from .features import fits
-from .settings import REFERENCE_RATE, Settings, at_rate, validate
+from .resolution import resolve
+from .settings import N_FFT_CHOICES, REFERENCE_RATE, Settings, validate
 from .synth import pick_device, synthesize
 
 MAX_DURATION = 3600.0  # seconds of output in one file
@@ -54,7 +55,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_duration(duration: float | None, settings: Settings) -> None:
     """Refuse an output shorter than one STFT frame or longer than `MAX_DURATION`."""
-    frame = settings.n_fft / (settings.sample_rate or REFERENCE_RATE)
+    frame = (settings.n_fft or min(N_FFT_CHOICES)) / (settings.sample_rate or REFERENCE_RATE)
     if duration is not None and not frame <= duration <= MAX_DURATION:
         raise TexsynthError(f"duration={duration} must be between one STFT frame, "
                             f"n_fft/sample_rate = {frame:.3g} s, and {MAX_DURATION:g} s")
@@ -120,7 +121,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)
-    s = at_rate(s, rec.sr)
+    s = resolve(s, rec.y, rec.sr)
     seconds = duration if duration is not None else rec.seconds
     s = fit_to_length(str(input_path), rec.y.size, seconds_to_samples(seconds, rec.sr), s)
     y = _synthesize_finite(str(input_path), rec.y, rec.sr, seconds, s, seed=seed, device=str(dev),

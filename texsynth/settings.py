@@ -13,6 +13,7 @@ PHASE_INITS = ("pghi", "random", "zero")
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 REFERENCE_RATE = 16000  # the rate that n_fft and hop_length are given for when sample_rate = 0
 NATIVE_RATES = (8000, 48000)  # sample_rate = 0 works at the input's rate, brought into this range
+N_FFT_CHOICES = (256, 512, 1024, 2048)  # the sizes n_fft = 0 chooses from, at 16 kHz
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,13 @@ class Settings:
     # own rate (brought into 8-48 kHz), with n_fft and hop_length read as sizes at 16 kHz and
     # scaled so that the window and hop span the same time.
     sample_rate: int = 16000
-    # STFT size in samples (window = n_fft, Hann); 512 at 16 kHz is 32 ms. Measured against
-    # 1024: better on impulsive sounds (fire 0.79 vs 0.76, rain 0.41 vs 0.25 fidelity), worse
-    # on steady partials, which the `pitched` preset covers with 2048.
-    n_fft: int = 512
-    # STFT hop in samples; 128 at 16 kHz is 125 frames per second.
-    hop_length: int = 128
+    # STFT size in samples (window = n_fft, Hann); 512 at 16 kHz is 32 ms. 0: chosen for each
+    # input from 256, 512, 1024 and 2048 (see texsynth/resolution.py). No size suits all:
+    # measured fidelity at 256 / 512 / 1024 / 2048, campfire 1.05 / 0.91 / 0.80 / 0.62,
+    # synthetic rain 0.73 / 0.51 / 0.32 / 0.14, synthetic 50 Hz hum 0.07 / 0.09 / 0.24 / 0.31.
+    n_fft: int = 0
+    # STFT hop in samples; 0: a quarter of n_fft.
+    hop_length: int = 0
     # Added to the magnitude before the log, for a signal normalised to RMS 0.1.
     log_floor: float = 1e-3
     # Receptive fields of the random nets, in frames, one net each.
@@ -90,8 +92,13 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
 
     need(s.sample_rate == 0 or 4000 <= s.sample_rate <= 192000, "sample_rate",
          "0 (the input's own rate) or between 4000 and 192000 Hz")
-    need(s.n_fft >= 64 and s.n_fft <= 16384, "n_fft", "between 64 and 16384")
-    need(1 <= s.hop_length <= s.n_fft // 2, "hop_length", f"between 1 and n_fft/2 = {s.n_fft // 2}")
+    need(s.n_fft == 0 or 64 <= s.n_fft <= 16384, "n_fft", "0 (chosen for each input) or between 64 and 16384")
+    if s.n_fft:
+        need(0 <= s.hop_length <= s.n_fft // 2, "hop_length", f"0 (n_fft/4) or between 1 and n_fft/2 = {s.n_fft // 2}")
+    else:
+        shortest = scale_size(min(N_FFT_CHOICES), s.sample_rate or REFERENCE_RATE)
+        need(0 <= s.hop_length <= shortest // 2, "hop_length",
+             f"0 (n_fft/4) or, with n_fft = 0, between 1 and {shortest // 2} (half the shortest n_fft chosen)")
     need(s.log_floor > 0, "log_floor", "positive")
     need(len(s.widths) >= 1 and all(1 <= w <= 4096 for w in s.widths), "widths",
          "a non-empty list of integers between 1 and 4096")
@@ -125,17 +132,22 @@ def at_rate(settings: Settings, sr: int) -> Settings:
     """``settings`` for audio at ``sr`` Hz.
 
     With ``sample_rate = 0`` the STFT sizes, given for `REFERENCE_RATE`, are scaled to span
-    the same time at ``sr``; otherwise ``sr`` must be the set rate.
+    the same time at ``sr``; otherwise ``sr`` must be the set rate. A size of 0 stays 0 (see
+    `texsynth.resolution.resolve`).
     """
     s = settings
     if s.sample_rate:
         if sr != s.sample_rate:
             raise ValueError(f"sr={sr} must equal settings.sample_rate={s.sample_rate}; resample first")
         return s
-    scale = sr / REFERENCE_RATE
-    n_fft = max(64, 2 * round(s.n_fft * scale / 2))
-    hop = min(max(1, round(s.hop_length * scale)), n_fft // 2)
+    n_fft = scale_size(s.n_fft, sr) if s.n_fft else 0
+    hop = min(max(1, round(s.hop_length * sr / REFERENCE_RATE)), (n_fft or 1 << 30) // 2) if s.hop_length else 0
     return validate(s.replace(sample_rate=sr, n_fft=n_fft, hop_length=hop))
+
+
+def scale_size(n_fft: int, sr: int) -> int:
+    """An STFT size given at `REFERENCE_RATE`, for ``sr``: even, at least 64."""
+    return max(64, 2 * round(n_fft * sr / REFERENCE_RATE / 2))
 
 
 def from_mapping(values: dict, *, base: Settings | None = None, source: str = "settings") -> Settings:

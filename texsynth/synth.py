@@ -12,7 +12,8 @@ import torch
 
 from . import losses, spectral
 from .features import RandomNets
-from .settings import Settings, at_rate, validate
+from .resolution import resolve
+from .settings import Settings, validate
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,8 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
         Mono input at ``sr`` Hz.
     sr : int
         Its sample rate; must equal ``settings.sample_rate`` unless that is 0 (see
-        `texsynth.settings.at_rate` and `texsynth.audio.load_audio`).
+        `texsynth.settings.at_rate` and `texsynth.audio.load_audio`). STFT sizes of 0 are
+        chosen for ``y`` (`texsynth.resolution.resolve`).
     duration : float, optional
         Output length in seconds; the input's length by default.
     seed : int
@@ -251,7 +253,7 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
     """
     from .audio import match_level, seconds_to_samples
 
-    s = at_rate(validate(settings or Settings()), sr)
+    s = resolve(validate(settings or Settings()), y, sr)
     dev = pick_device(device)
     torch.manual_seed(seed)
     length = seconds_to_samples(duration if duration is not None else y.size / sr, sr)
