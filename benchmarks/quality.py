@@ -1,12 +1,14 @@
 """Quality table: run texsynth over recordings and score each output independently.
 
     python benchmarks/quality.py FILE_OR_DIR ... [--preset default] [--set key=value]
-                                 [--duration 10] [--seed 0] [--out DIR] [--json FILE]
+                                 [--duration 10] [--seed 0] [--pair] [--out DIR] [--json FILE]
 
 For every input: fidelity, copying and local copying (each beside the input's own excerpt
 figure), rhythm and level from the texture-statistics instrument ``texstats.py`` (found at
 ``../shared/eval/texstats.py`` beside the repository, or ``--texstats PATH``), the fraction
-of the input's spectral peaks the output keeps, and the wall time.
+of the input's spectral peaks the output keeps, and the wall time. With ``--pair`` a second
+output from the next seed is made and ``seeds`` is how alike the two are (the instrument's
+copying measure between them), to read beside the input's own excerpt figure.
 """
 
 from __future__ import annotations
@@ -70,13 +72,50 @@ def score(texstats, input_path, output_path) -> dict:
             "rhythm", "level_db")
     row = {k: report.get(k) for k in keys}
     row["peaks_kept"] = peaks_kept(input_path, output_path)
+    row["per_class_db"] = report.get("per_class_db")  # statistics SNR by class, for the JSON
     return row
+
+
+def seed_similarity(texstats, a, b) -> float:
+    """The instrument's copying measure between two outputs: near 1 when one repeats the other."""
+    return round(texstats.max_xcorr(texstats.logmel(texstats.load(str(a))),
+                                    texstats.logmel(texstats.load(str(b)))), 3)
 
 
 def fmt(value, width=7):
     if value is None:
         return f"{'-':>{width}}"
     return f"{value:>{width}.3f}" if isinstance(value, float) else f"{value!s:>{width}}"
+
+
+def run_one(job, settings, args) -> dict:
+    """Synthesise one input (and, with ``--pair``, a second seed) and score it."""
+    texstats = load_texstats(args.texstats)
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    synthesize_file(job.input, job.output, settings=settings, duration=args.duration,
+                    seed=args.seed, device="cpu", overwrite=True, preset=args.preset)
+    row = {"file": job.input.name, "seconds": round(time.perf_counter() - start, 1),
+           **score(texstats, job.input, job.output)}
+    if args.pair:
+        other = job.output.with_name(job.output.stem + f"-seed{args.seed + 1}.wav")
+        synthesize_file(job.input, other, settings=settings, duration=args.duration,
+                        seed=args.seed + 1, device="cpu", overwrite=True, preset=args.preset)
+        row["seeds"] = seed_similarity(texstats, job.output, other)
+    return row
+
+
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def format_row(row, pair: bool) -> str:
+    return (f"{row['file'][:15]:<16}{fmt(row['fidelity'], 9)}{fmt(row['copying'], 9)}"
+            f"{fmt(row['copying_excerpt'], 9)}{fmt(row['local_copying'])}{fmt(row['local_copying_excerpt'], 9)}"
+            f"{fmt(row['rhythm'], 8)}{fmt(row['peaks_kept'])}{fmt(row['level_db'])}{row['seconds']:>8.1f}"
+            + (fmt(row.get("seeds")) if pair else ""))
 
 
 def main(argv=None):
@@ -86,31 +125,37 @@ def main(argv=None):
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pair", action="store_true", help="also score two seeds against each other")
+    parser.add_argument("--jobs", type=int, default=1, help="files at a time, one torch thread each when > 1")
     parser.add_argument("--out", type=Path, default=Path("quality-out"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--texstats", type=Path, default=DEFAULT_TEXSTATS)
     args = parser.parse_args(argv)
 
-    texstats = load_texstats(args.texstats)
     settings = presets.load(args.preset, dict(map(parse_assignment, args.assignments)))
-    rows = []
     header = (f"{'file':<16}{'fidelity':>9}{'copying':>9}{'(excpt)':>9}{'local':>7}{'(excpt)':>9}"
-              f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}")
+              f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}" + (f"{'seeds':>7}" if args.pair else ""))
     print(f"preset={args.preset} {' '.join(args.assignments)} duration={args.duration} seed={args.seed}")
-    print(header)
+    print(header, flush=True)
     jobs = [job for root in args.inputs for job in plan([root], args.out / args.preset / root.name)]
-    for job in jobs:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        synthesize_file(job.input, job.output, settings=settings, duration=args.duration,
-                        seed=args.seed, device="cpu", overwrite=True, preset=args.preset)
-        row = {"file": job.input.name, "seconds": round(time.perf_counter() - start, 1),
-               **score(texstats, job.input, job.output)}
-        rows.append(row)
-        print(f"{row['file'][:15]:<16}{fmt(row['fidelity'], 9)}{fmt(row['copying'], 9)}"
-              f"{fmt(row['copying_excerpt'], 9)}{fmt(row['local_copying'])}{fmt(row['local_copying_excerpt'], 9)}"
-              f"{fmt(row['rhythm'], 8)}{fmt(row['peaks_kept'])}{fmt(row['level_db'])}{row['seconds']:>8.1f}",
-              flush=True)
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, initializer=_one_thread) as pool:
+            futures = [pool.submit(run_one, job, settings, args) for job in jobs]
+            rows = []
+            for future in futures:
+                rows.append(future.result())
+                print(format_row(rows[-1], args.pair), flush=True)
+    else:
+        rows = []
+        for job in jobs:
+            rows.append(run_one(job, settings, args))
+            print(format_row(rows[-1], args.pair), flush=True)
+    fidelities = [r["fidelity"] for r in rows if r["fidelity"] is not None]
+    if fidelities:
+        print(f"mean fidelity {np.mean(fidelities):.3f} over {len(fidelities)} files; "
+              f"mean local copying over excerpt {np.mean([r['local_copying'] - r['local_copying_excerpt'] for r in rows]):+.3f}")
     if args.json:
         args.json.write_text(json.dumps({"preset": args.preset, "set": args.assignments, "rows": rows}, indent=2))
     return 0
