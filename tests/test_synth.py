@@ -87,3 +87,38 @@ def test_at_rate_scales_stft_for_native_rate():
     assert [native_rate(r) for r in (4000, 22050, 48000, 96000)] == [8000, 22050, 48000, 48000]
     with pytest.raises(ValueError, match="sample_rate"):
         at_rate(Settings(), 22050)
+
+
+def test_waveform_refinement_lowers_the_loss_of_the_rebuilt_audio(tiny_settings):
+    from texsynth import spectral
+    from texsynth.synth import refine_waveform, spectral_synthesis
+
+    settings = tiny_settings.replace(steps=20, griffin_lim_iters=16)
+    model = TextureModel(settings, seed=0, device=torch.device("cpu"))
+    target = model.measure(torch.from_numpy(crackle(1.5, SR) * 5))
+    length = SR
+    n_frames = spectral.n_frames(length, settings.hop_length)
+    S = spectral_synthesis(model, target, n_frames, length, seed=0)
+    y = spectral.griffin_lim(S, n_fft=settings.n_fft, hop_length=settings.hop_length, length=length,
+                             n_iter=16)
+
+    def audio_loss(w):
+        return float(model.loss(model.log_spectrogram(w) - target.mean[:, None], target)[0])
+
+    steps = []
+    refined = refine_waveform(model, target, y, steps=15, progress=lambda step, *_: steps.append(step),
+                              first_step=20)
+    assert refined.shape == y.shape and torch.isfinite(refined).all()
+    assert steps and steps[0] == 21 and steps[-1] <= 35
+    assert audio_loss(refined) < 0.7 * audio_loss(y)
+
+
+def test_refine_steps_reach_the_output(tiny_settings):
+    y = crackle(1.5, SR)
+    plain = synthesize(y, SR, duration=1.0, seed=0, settings=tiny_settings, device="cpu")
+    calls = []
+    refined = synthesize(y, SR, duration=1.0, seed=0, settings=tiny_settings.replace(refine_steps=5),
+                         device="cpu", progress=lambda step, *_: calls.append(step))
+    assert refined.shape == plain.shape and np.all(np.isfinite(refined))
+    assert not np.allclose(refined, plain)
+    assert max(calls) > tiny_settings.steps

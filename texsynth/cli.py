@@ -139,7 +139,7 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith("/")
     kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
                   preset=preset)
-    progress = Progress(quiet, settings.steps)
+    progress = Progress(quiet, settings.steps + settings.refine_steps)
     if not batch:
         from .api import synthesize_file
 

