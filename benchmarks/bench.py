@@ -37,13 +37,13 @@ import torch
 from texsynth import presets, spectral
 from texsynth.audio import load_audio, match_level, seconds_to_samples, write_audio
 from texsynth.resolution import resolve
-from texsynth.synth import ANALYSIS_RMS, TextureModel, pick_device, spectral_synthesis
+from texsynth.synth import ANALYSIS_RMS, TextureModel, pick_device, refine_waveform, spectral_synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_INPUT = ROOT.parent / "shared" / "real" / "campfire.ogg"
 DEFAULT_INPUT = SHARED_INPUT if SHARED_INPUT.exists() else ROOT / "samples" / "campfire.ogg"
 TEXSTATS = ROOT.parent / "shared" / "eval" / "texstats.py"
-STAGES = ("load", "measure", "optimise", "griffin_lim", "write")
+STAGES = ("load", "measure", "optimise", "griffin_lim", "refine", "write")
 
 GL_SR = 22050  # Hz
 GL_N_FFT = 1024
@@ -84,7 +84,12 @@ def run_preset(settings, input_path: Path, duration: float, out_path: Path, *, s
         y = spectral.griffin_lim(S, n_fft=settings.n_fft, hop_length=settings.hop_length,
                                  length=length, n_iter=settings.griffin_lim_iters,
                                  momentum=settings.momentum, init=settings.phase_init,
-                                 generator=torch.Generator().manual_seed(seed)).cpu()
+                                 generator=torch.Generator().manual_seed(seed))
+    sc = spectral.spectral_convergence(S, y, settings.n_fft, settings.hop_length)
+    with stage(laps, "refine"):
+        if settings.refine_steps:
+            y = refine_waveform(model, target, y, steps=settings.refine_steps)
+    y = y.cpu()
     with stage(laps, "write"):
         write_audio(out_path, match_level(y.numpy().astype(np.float64), rms), rec.sr,
                     subtype=settings.subtype)
@@ -95,8 +100,7 @@ def run_preset(settings, input_path: Path, duration: float, out_path: Path, *, s
         "evaluations": len(evaluations),
         "ms_per_evaluation": 1e3 * laps["optimise"] / max(len(evaluations), 1),
         "final_loss": loss,
-        "griffin_lim_sc": spectral.spectral_convergence(S.cpu(), y, settings.n_fft,
-                                                        settings.hop_length),
+        "griffin_lim_sc": sc,
         "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
     }

@@ -109,3 +109,25 @@ def test_every_loss_passes_gradient():
         (grad,) = torch.autograd.grad(value, x)
         assert torch.isfinite(grad).all(), name
         assert grad.abs().max() > 0, name
+
+
+def test_marginal_error_is_zero_at_the_target_and_sees_a_wobbling_steady_bin():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.tensor([0.1, 2.0, 2.0], dtype=torch.float64)
+    Z = torch.randn(3, 4000, generator=g, dtype=torch.float64) * spread[:, None]
+    Z = Z - Z.mean(1, keepdim=True)
+    Z = Z / Z.std(1, keepdim=True) * spread[:, None]  # exactly the target's marginals
+    assert losses.marginal_error(Z, spread) < 1e-12
+    # The steady bin wobbling 3x as much costs as much as a noisy bin doing the same.
+    steady, noisy = Z.clone(), Z.clone()
+    steady[0] *= 3
+    noisy[1] *= 3
+    torch.testing.assert_close(losses.marginal_error(steady, spread), losses.marginal_error(noisy, spread),
+                               rtol=1e-9, atol=0)
+    assert losses.marginal_error(steady, spread) > 0.3
+    # Less spread than the target is left to the other statistics; a mean offset is not.
+    assert losses.marginal_error(Z * 0.5, spread) < 1e-12
+    assert losses.marginal_error(Z + spread[:, None], spread) > 0.9
+    x = steady.clone().requires_grad_(True)
+    losses.marginal_error(x, spread).backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0].abs().sum() > 0

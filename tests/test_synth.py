@@ -36,7 +36,7 @@ def test_same_seed_same_output_other_seed_differs(tiny_settings):
 
 
 def test_optimiser_lowers_every_part_of_the_loss(tiny_settings):
-    settings = tiny_settings.replace(steps=25, diversity_weight=0.0)
+    settings = tiny_settings.replace(steps=25, diversity_weight=0.0, marginal_weight=1.0)
     model = TextureModel(settings, seed=0, device=torch.device("cpu"))
     target = model.measure(torch.from_numpy(crackle(1.5, SR) * 5))
     history = []

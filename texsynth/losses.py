@@ -93,3 +93,20 @@ def envelope_moments(env: torch.Tensor) -> dict[str, torch.Tensor]:
         "kurt": torch.log((z**4).mean(1).clamp_min(1e-6)),
         "corr": corr[upper[0], upper[1]],
     }
+
+
+def marginal_error(Z: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """How far each row of ``Z`` (bins, frames), a log spectrogram less the target's per-bin
+    mean, strays from the target's per-bin marginals: mean 0, standard deviation at most
+    ``spread``.
+
+    Every bin counts alike, however loud or steady: a partial that should hold still (spread
+    under 1 dB) and wobbles by 3 dB costs as much as a noisy bin off by the same ratio. The
+    Gram of random filters mixes all bins and barely sees such a bin. Only a spread above the
+    target's is penalised: the other statistics decide how a bin fluctuates, this only stops
+    steady bins from wobbling.
+    """
+    spread = spread.clamp_min(1e-3)
+    offset = Z.mean(1) / spread
+    excess = torch.relu(torch.log(Z.std(1).clamp_min(1e-3) / spread))
+    return (offset**2).mean() + (excess**2).mean()

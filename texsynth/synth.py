@@ -132,6 +132,8 @@ class TextureModel:
             parts["moments"] = s.moments_weight * sum(
                 losses.relative_error(got[k], v) for k, v in target.moments.items()
             ) / len(got)
+        if s.marginal_weight > 0:
+            parts["marginal"] = s.marginal_weight * losses.marginal_error(Z, target.Z.std(1))
         if s.diversity_weight > 0:
             min_overlap = min(int(self.frame_rate), Z.shape[1], target.Z.shape[1]) // 2
             sim = losses.shift_similarity(Z, target.Z, min_overlap=max(min_overlap, 1))
