@@ -73,6 +73,29 @@ def test_shift_similarity_handles_different_lengths():
     assert float(losses.shift_similarity(long, short, min_overlap=40).max()) == pytest.approx(1.0, abs=1e-9)
 
 
+def test_window_similarity_finds_a_patchwork_of_copied_pieces():
+    """Pieces copied from anywhere in the original score 1 at their source; new pieces do not."""
+    original = smooth_noise(8, 400, 10)
+    patchwork = torch.cat([original[:, 300:360], smooth_noise(8, 60, 11), original[:, 20:80]], 1)
+    sim = losses.window_similarity(patchwork, original, window=30, hop=30)
+    assert sim.shape == (6, 400 - 30 + 1)
+    best = sim.max(1)
+    np.testing.assert_allclose(best.values[[0, 1, 4, 5]], 1.0, atol=1e-9)
+    assert best.indices.tolist()[:2] == [300, 330] and best.indices.tolist()[4:] == [20, 50]
+    assert float(best.values[2:4].max()) < 0.8
+
+
+def test_window_similarity_matches_a_direct_computation():
+    x, y = smooth_noise(3, 50, 12), smooth_noise(3, 70, 13)
+    sim = losses.window_similarity(x, y, window=20, hop=15)
+    for p, start in enumerate(range(0, 50 - 20 + 1, 15)):
+        piece = x[:, start:start + 20].flatten()
+        for k in (0, 17, 50):
+            other = y[:, k:k + 20].flatten()
+            expected = float(piece @ other / (piece.norm() * other.norm()))
+            assert float(sim[p, k]) == pytest.approx(expected, abs=1e-9)
+
+
 def test_envelope_moments_match_scipy():
     env = torch.rand(5, 400, generator=torch.Generator().manual_seed(9), dtype=torch.float64) ** 3 + 0.1
     stats = losses.envelope_moments(env)

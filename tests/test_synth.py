@@ -122,3 +122,28 @@ def test_refine_steps_reach_the_output(tiny_settings):
     assert refined.shape == plain.shape and np.all(np.isfinite(refined))
     assert not np.allclose(refined, plain)
     assert max(calls) > tiny_settings.steps
+
+
+def test_local_copying_penalises_patchwork_not_new_texture(tiny_settings):
+    """A patchwork of the recording's own pieces pays the copying penalty; another stretch of
+    the same texture stays at the recording's own self-similarity and pays nothing extra."""
+    settings = tiny_settings.replace(diversity_weight=1.0)
+    model = TextureModel(settings, seed=0, device=torch.device("cpu"))
+    x = torch.from_numpy(crackle(6.0, SR) * 5)
+    target = model.measure(x)
+    assert target.self_copy is not None and float(target.self_copy) < 0.8
+
+    def diversity(Z):
+        return float(model.loss(Z, target)[1]["diversity"])
+
+    third = target.Z.shape[1] // 3
+    patchwork = torch.cat([target.Z[:, 2 * third:], target.Z[:, :third], target.Z[:, third:2 * third]], 1)
+    other = model.measure(torch.from_numpy(crackle(6.0, SR, seed=1) * 5)).Z
+    fresh = model.local_copying(model.copy_view(other + target.mean[:, None]), target.mel)
+    assert float(fresh) < float(target.self_copy) + 0.05
+    assert diversity(patchwork) > diversity(other) + 1.0
+
+
+def test_local_copying_needs_two_windows_of_input(tiny_settings):
+    model = TextureModel(tiny_settings, seed=0, device=torch.device("cpu"))
+    assert model.measure(torch.from_numpy(crackle(1.5, SR))).self_copy is None

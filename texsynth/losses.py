@@ -61,6 +61,23 @@ def shift_similarity(x: torch.Tensor, y: torch.Tensor, *, min_overlap: int) -> t
     return xc[lags % n] / norm
 
 
+def window_similarity(x: torch.Tensor, y: torch.Tensor, *, window: int, hop: int) -> torch.Tensor:
+    """Normalised cross-correlation of each ``window``-frame piece of ``x`` (C, Tx), taken
+    every ``hop`` frames, with every equally long piece of ``y`` (C, Ty).
+
+    Returns (pieces, positions). A row's maximum is how closely that piece of ``x`` copies
+    some piece of ``y``: a patchwork of copied pieces scores near 1 in every row even when no
+    long stretch is copied, which `shift_similarity` would miss.
+    """
+    window = max(1, min(window, x.shape[1], y.shape[1]))
+    pieces = x.unfold(1, window, max(1, hop)).transpose(0, 1)  # (P, C, W)
+    xc = torch.nn.functional.conv1d(y[None], pieces)[0]  # (P, Ty - W + 1)
+    energy = torch.cat([y.new_zeros(1), torch.cumsum((y**2).sum(0), 0)])
+    segment = (energy[window:] - energy[:-window]).clamp_min(0)
+    norm = torch.sqrt(segment[None] * (pieces**2).sum((1, 2))[:, None]).clamp_min(1e-12)
+    return xc / norm
+
+
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``||a - b||^2 / ||b||^2``: a scale-free distance, 0 when equal."""
     return ((a - b) ** 2).sum() / (b**2).sum().clamp_min(1e-12)

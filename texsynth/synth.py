@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_RMS = 0.1  # inputs are scaled to this RMS before analysis; log_floor is relative to it
 N_BANDS = 32  # mel bands for the envelope-moment loss
+COPY_RATE = 50  # frames per second at which copying is judged
+COPY_WINDOW = 1.0  # seconds: the length of the pieces compared for copying
+MAX_PIECES = 64  # pieces of the output checked for copying, at most
+COPY_MARGIN = 0.02  # how much more than the recording's own self-similarity is tolerated
+# Weight of that excess beside the global similarity term (both scaled by diversity_weight).
+# 20 makes it a near-constraint: ship creaks' local copying 0.72 -> 0.63 (its halves: 0.62),
+# slow wind 0.80 -> 0.47 (0.43), fire 0.36 -> 0.34 (0.31); drums, whose loop repeats itself,
+# are untouched.
+LOCAL_COPY_WEIGHT = 20.0
 HEADROOM = math.log(10.0)  # synthesis may exceed each bin's loudest frame by at most 20 dB
 
 
@@ -45,6 +54,8 @@ class Texture:
     moments: dict | None  # band-envelope statistics
     envelope_ac: torch.Tensor | None  # (bands, lags) band-envelope autocorrelation
     usable: list  # per net, whether the input is long enough for it
+    mel: torch.Tensor | None = None  # (bands, frames) the recording's `copy_view`
+    self_copy: torch.Tensor | None = None  # `local_copying` of its second half in its first
 
 
 class TextureModel:
@@ -62,6 +73,8 @@ class TextureModel:
                                    norm=None, dtype=np.float32)
         self.bands = torch.from_numpy(bank).to(device)  # (bands, bins)
         self.frame_rate = settings.sample_rate / settings.hop_length
+        self.copy_pool = max(1, round(self.frame_rate / COPY_RATE))
+        self.copy_window = max(1, round(COPY_WINDOW * self.frame_rate / self.copy_pool))
 
     def log_spectrogram(self, y: torch.Tensor) -> torch.Tensor:
         D = spectral.stft(y, self.s.n_fft, self.s.hop_length)
@@ -73,6 +86,23 @@ class TextureModel:
         """Compressed mel-band envelopes from a log magnitude (bins, frames) -> (bands, frames)."""
         S = spectral.from_log_magnitude(L, self.s.log_floor)
         return (self.bands @ S + 1e-6) ** 0.3
+
+    def copy_view(self, L: torch.Tensor) -> torch.Tensor:
+        """What copying is judged on: log mel power (bands, frames) at about `COPY_RATE`
+        frames per second, less each band's mean."""
+        S = spectral.from_log_magnitude(L, self.s.log_floor)
+        M = torch.log(self.bands @ S**2 + 1e-6)
+        if self.copy_pool > 1 and M.shape[1] >= self.copy_pool:
+            M = torch.nn.functional.avg_pool1d(M[None], self.copy_pool)[0]
+        return M - M.mean(1, keepdim=True)
+
+    def local_copying(self, M: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """How closely pieces of ``M`` (a `copy_view`) copy some piece of ``reference``: the
+        mean over `COPY_WINDOW` pieces of their soft-max similarity over positions."""
+        window = self.copy_window
+        hop = max(window // 2, -(-(M.shape[1] - window) // (MAX_PIECES - 1)))
+        sim = losses.window_similarity(M, reference, window=window, hop=hop)
+        return losses.soft_max(sim.T).mean()
 
     def _max_lag(self, pool: int, n_frames: int) -> int:
         # Lags past a quarter of the input are estimated from too little overlap, and matching
@@ -102,7 +132,16 @@ class TextureModel:
             envelope_ac = None
             if self.s.autocorr_weight > 0:
                 envelope_ac = losses.autocorrelation(env, self._max_lag(1, env.shape[1]))
-        return Texture(mean, Z.amax(1), Z, grams, autocorrs, moments, envelope_ac, usable)
+            mel = self.copy_view(L)
+            # The recording's own level of self-similarity: its second half's pieces found in
+            # its first half. The synthesis may copy no more than that.
+            half = mel.shape[1] // 2
+            self_copy = None
+            if half >= 2 * self.copy_window:
+                first, second = mel[:, :half], mel[:, half:]
+                self_copy = self.local_copying(second - second.mean(1, keepdim=True),
+                                               first - first.mean(1, keepdim=True))
+        return Texture(mean, Z.amax(1), Z, grams, autocorrs, moments, envelope_ac, usable, mel, self_copy)
 
     def loss(self, Z: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
         """Weighted loss of a candidate ``Z`` (bins, frames) and its parts, for reporting."""
@@ -137,7 +176,13 @@ class TextureModel:
         if s.diversity_weight > 0:
             min_overlap = min(int(self.frame_rate), Z.shape[1], target.Z.shape[1]) // 2
             sim = losses.shift_similarity(Z, target.Z, min_overlap=max(min_overlap, 1))
-            parts["diversity"] = s.diversity_weight * losses.soft_max(sim)
+            d = losses.soft_max(sim)
+            if target.self_copy is not None:
+                # A one-sided penalty: pieces may resemble the recording as much as its own
+                # halves resemble each other, and no more; below that it costs no fidelity.
+                excess = self.local_copying(self.copy_view(L), target.mel) - target.self_copy - COPY_MARGIN
+                d = d + LOCAL_COPY_WEIGHT * torch.relu(excess)
+            parts["diversity"] = s.diversity_weight * d
         return sum(parts.values()), parts
 
 
