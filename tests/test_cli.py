@@ -203,6 +203,7 @@ def test_output_formats(tmp_path, crackle_wav, tiny_preset, capsys, name, subtyp
     code, _, err = run(capsys, crackle_wav, "-o", tmp_path / name, "--preset", tiny_preset, "-q", *extra)
     assert code == 0, err
     assert sf.info(tmp_path / name).subtype == expected
+    assert json.loads((tmp_path / f"{name}.json").read_text())["output_subtype"] == expected
 
 
 def test_impossible_subtype_is_refused_before_synthesis(tmp_path, crackle_wav, capsys):
@@ -231,3 +232,42 @@ def test_native_rate_output(tmp_path, tiny_preset, capsys, file_sr, out_sr):
     tiny = presets.load(str(tiny_preset))
     assert record["settings"]["sample_rate"] == out_sr
     assert record["settings"]["n_fft"] == 2 * round(tiny.n_fft * out_sr / 16000 / 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "-3"], "--steps"),
+    (["-o", ""], "must not be empty"),
+])
+def test_bad_options_are_usage_errors_naming_the_option(tmp_path, crackle_wav, capsys, args, message):
+    if "-o" not in args:
+        args = ["-o", str(tmp_path / "o.wav"), *args]
+    code, _, err = run(capsys, crackle_wav, *args)
+    assert code == 2 and message in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_preset_file_must_be_toml(tmp_path, crackle_wav, capsys):
+    not_toml = tmp_path / "empty.wav"
+    not_toml.write_bytes(b"")
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.wav", "--preset", not_toml)
+    assert code == 1 and "must be a .toml file" in err and str(not_toml) in err
+
+
+def test_debug_shows_texsynth_diagnostics_not_every_library(tmp_path, crackle_wav, tiny_preset, capsys):
+    import logging
+
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.wav", "--preset", tiny_preset,
+                       "--duration", 0.05, "--debug")
+    assert code == 0, err
+    assert logging.getLogger("texsynth").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("numba").getEffectiveLevel() >= logging.WARNING
+    assert "(0.05 s at 8000 Hz)" in err
+    logging.getLogger("texsynth").setLevel(logging.NOTSET)
+
+
+def test_progress_line_counts_the_polish(tmp_path, crackle_wav, tiny_preset, capsys):
+    code, _, err = run(capsys, crackle_wav, "-o", tmp_path / "o.wav", "--preset", tiny_preset,
+                       "--duration", 0.5)
+    assert code == 0, err
+    tiny = presets.load(str(tiny_preset))
+    assert f"({tiny.steps} steps + {tiny.refine_steps} waveform polish)" in err

@@ -148,3 +148,17 @@ def test_local_copying_penalises_patchwork_not_new_texture(tiny_settings):
 def test_local_copying_needs_two_windows_of_input(tiny_settings):
     model = TextureModel(tiny_settings, seed=0, device=torch.device("cpu"))
     assert model.measure(torch.from_numpy(crackle(1.5, SR))).self_copy is None
+
+
+def test_loss_stays_finite_for_a_wild_step(tiny_settings):
+    """A line search may try a huge step; the loss must stay finite so that it can back off."""
+    model = TextureModel(tiny_settings.replace(diversity_weight=1.0), seed=0, device=torch.device("cpu"))
+    target = model.measure(torch.from_numpy(crackle(6.0, SR) * 5))
+    Z = (target.Z * 1.0).clone()
+    Z[:, 100:110] = 1e3
+    Z.requires_grad_(True)
+    loss, parts = model.loss(Z, target)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
+    assert torch.isfinite(Z.grad).all()
+    assert float(loss.detach()) > float(model.loss(target.Z, target)[0]) + 1.0

@@ -117,7 +117,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     s = validate(settings or Settings())
     check_duration(duration, s)
     check_paths(input_path, output_path, overwrite=overwrite)
-    output_subtype(output_path, s.subtype)
+    written_as = output_subtype(output_path, s.subtype)
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)
@@ -135,6 +135,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
         "input_seconds_analysed": round(rec.seconds, 3),
         "input_truncated": rec.truncated,
         "output": str(output_path),
+        "output_subtype": written_as,
         "output_seconds": round(y.size / rec.sr, 3),
         "sample_rate": rec.sr,
         "seed": seed,

@@ -19,9 +19,10 @@ log = logging.getLogger("texsynth")
 class Progress:
     """Progress for one run: tqdm bars on a terminal, a compact line per file elsewhere."""
 
-    def __init__(self, quiet: bool, steps: int):
+    def __init__(self, quiet: bool, steps: int, polish_steps: int = 0):
         self.quiet = quiet
-        self.steps = steps
+        self.steps = steps + polish_steps
+        self.plan = f"{steps} steps" + (f" + {polish_steps} waveform polish" if polish_steps else "")
         self.tty = sys.stderr.isatty()
         self.batch = None
 
@@ -48,7 +49,7 @@ class Progress:
         if not self.tty:
             def announce(step: int, loss: float, parts: dict):
                 if step == 1:  # only once the input has been read and measured
-                    click.echo(f"{name}: synthesising ({self.steps} steps)", err=True)
+                    click.echo(f"{name}: synthesising ({self.plan})", err=True)
             return announce
         return self._bar(name, position=0)
 
@@ -80,7 +81,7 @@ def _list_presets(ctx, _param, value):
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(path_type=str),
               help="Output file (one input) or folder (several inputs or a folder).")
 @click.option("--duration", type=float, default=None,
               help="Output length in seconds  [default: the input's length]")
@@ -88,7 +89,7 @@ def _list_presets(ctx, _param, value):
 @click.option("--preset", default=presets.DEFAULT, help="Preset name (see --list-presets) or a .toml file.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. --set steps=200 (repeatable).")
-@click.option("--steps", type=int, default=None, help="Optimiser steps  [default: from the preset]")
+@click.option("--steps", type=click.IntRange(0, 100000), default=None, help="Optimiser steps  [default: from the preset]")
 @click.option("--subtype", type=click.Choice(SUBTYPES), default=None,
               help="Output sample format  [default: PCM_16]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -116,8 +117,9 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     Output is written at the working sample rate: 16000 Hz unless a preset sets sample_rate
     (the hq preset works at the input's own rate, up to 48000 Hz).
     """
-    logging.basicConfig(format="texsynth: %(levelname)s: %(message)s",
-                        level=logging.DEBUG if debug else logging.WARNING)
+    logging.basicConfig(format="texsynth: %(levelname)s: %(message)s", level=logging.WARNING)
+    if debug:  # texsynth's own diagnostics only, not those of every library it imports
+        log.setLevel(logging.DEBUG)
     overrides = dict(parse_assignment(a) for a in assignments)
     if steps is not None:
         overrides["steps"] = steps
@@ -131,22 +133,26 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
         raise click.UsageError("no INPUTS given")
     if output is None:
         raise click.UsageError("-o/--output is required")
+    if not output.strip():
+        raise click.UsageError("-o/--output must not be empty")
+    names_folder = output.endswith(("/", "\\"))
+    output = Path(output)
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith("/")
+    batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or names_folder
     kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
                   preset=preset)
-    progress = Progress(quiet, settings.steps + settings.refine_steps)
+    progress = Progress(quiet, settings.steps, settings.refine_steps)
     if not batch:
         from .api import synthesize_file
 
         record = synthesize_file(inputs[0], output, overwrite=overwrite,
                                  progress=progress.single(inputs[0].name), **kwargs)
         if not quiet:
-            click.echo(f"wrote {output} ({record['output_seconds']:.1f} s at {record['sample_rate']} Hz) "
+            click.echo(f"wrote {output} ({record['output_seconds']:.4g} s at {record['sample_rate']} Hz) "
                        f"in {record['wall_seconds']:.1f} s", err=True)
         return 0
     return _batch(inputs, output, overwrite, jobs, quiet, progress, dict(kwargs, threads=threads))

@@ -47,6 +47,8 @@ def resolve(name_or_path: str) -> Path:
     if candidate.suffix == ".toml" or candidate.exists() or "/" in name_or_path:
         if not candidate.is_file():
             raise TexsynthError(f"{name_or_path}: preset file not found")
+        if candidate.suffix.lower() != ".toml":
+            raise TexsynthError(f"{name_or_path}: a preset file must be a .toml file")
         return candidate
     path = _preset_dir() / f"{name_or_path}.toml"
     if not path.is_file():

@@ -28,6 +28,7 @@ COPY_MARGIN = 0.02  # how much more than the recording's own self-similarity is 
 # slow wind 0.80 -> 0.47 (0.43), fire 0.36 -> 0.34 (0.31); drums, whose loop repeats itself,
 # are untouched.
 LOCAL_COPY_WEIGHT = 20.0
+LOG_CEILING = math.log(1e4)  # far above any bin of the RMS-0.1 analysis signal (a few hundred at most)
 HEADROOM = math.log(10.0)  # synthesis may exceed each bin's loudest frame by at most 20 dB
 
 
@@ -82,15 +83,20 @@ class TextureModel:
         S = torch.sqrt(D.real**2 + D.imag**2 + 1e-20)
         return spectral.log_magnitude(S, self.s.log_floor)
 
+    def magnitude(self, L: torch.Tensor) -> torch.Tensor:
+        """Linear magnitude from a log magnitude, bounded so that a wild line-search step
+        gives a large but finite loss (which the line search backs off from), never inf."""
+        return spectral.from_log_magnitude(L.clamp(max=LOG_CEILING), self.s.log_floor)
+
     def envelopes(self, L: torch.Tensor) -> torch.Tensor:
         """Compressed mel-band envelopes from a log magnitude (bins, frames) -> (bands, frames)."""
-        S = spectral.from_log_magnitude(L, self.s.log_floor)
+        S = self.magnitude(L)
         return (self.bands @ S + 1e-6) ** 0.3
 
     def copy_view(self, L: torch.Tensor) -> torch.Tensor:
         """What copying is judged on: log mel power (bands, frames) at about `COPY_RATE`
         frames per second, less each band's mean."""
-        S = spectral.from_log_magnitude(L, self.s.log_floor)
+        S = self.magnitude(L)
         M = torch.log(self.bands @ S**2 + 1e-6)
         if self.copy_pool > 1 and M.shape[1] >= self.copy_pool:
             M = torch.nn.functional.avg_pool1d(M[None], self.copy_pool)[0]
