@@ -162,3 +162,24 @@ def test_loss_stays_finite_for_a_wild_step(tiny_settings):
     assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
     assert torch.isfinite(Z.grad).all()
     assert float(loss.detach()) > float(model.loss(target.Z, target)[0]) + 1.0
+
+
+def test_synthesis_runs_over_a_margin_that_is_cut_away(tiny_settings, monkeypatch):
+    """The drifting first and last frames are synthesised beyond both ends and discarded."""
+    import texsynth.synth as synth
+
+    seen = {}
+    real = synth.spectral_synthesis
+
+    def spy(model, target, n_frames, length, **kwargs):
+        seen["length"] = length
+        return real(model, target, n_frames, length, **kwargs)
+
+    monkeypatch.setattr(synth, "spectral_synthesis", spy)
+    out = synthesize(crackle(1.5, SR), SR, duration=2.0, seed=0, settings=tiny_settings, device="cpu")
+    margin = -(-round(synth.EDGE_SECONDS * SR) // tiny_settings.hop_length) * tiny_settings.hop_length
+    assert seen["length"] == 2 * SR + 2 * margin
+    assert out.shape == (2 * SR,) and np.all(np.isfinite(out))
+    short = synthesize(crackle(1.5, SR), SR, duration=0.2, seed=0, settings=tiny_settings, device="cpu")
+    assert short.shape == (round(0.2 * SR),)
+    assert seen["length"] < 0.2 * SR * 2 + 2 * tiny_settings.hop_length  # margin at most half the output

@@ -29,6 +29,7 @@ COPY_MARGIN = 0.02  # how much more than the recording's own self-similarity is 
 # are untouched.
 LOCAL_COPY_WEIGHT = 20.0
 LOG_CEILING = math.log(1e4)  # far above any bin of the RMS-0.1 analysis signal (a few hundred at most)
+EDGE_SECONDS = 0.5  # synthesised beyond each end of the output and cut away
 HEADROOM = math.log(10.0)  # synthesis may exceed each bin's loudest frame by at most 20 dB
 
 
@@ -358,18 +359,25 @@ def synthesize(y: np.ndarray, sr: int, *, duration: float | None = None, seed: i
 
     model = TextureModel(s, seed=seed, device=dev)
     x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32) * (ANALYSIS_RMS / rms)).to(dev)
-    n_frames = spectral.n_frames(length, s.hop_length)
+    # The first and last frames are seen by fewer filter positions and overlap-added windows
+    # than the rest, and drift: the first and last half second came out about 2 dB louder and
+    # brighter than the middle, the same in every seed, so two outputs resembled each other
+    # at their ends. The synthesis runs over a margin on each side that is then cut away.
+    margin = min(round(EDGE_SECONDS * sr), length // 2)
+    margin = -(-margin // s.hop_length) * s.hop_length
+    padded = length + 2 * margin
+    n_frames = spectral.n_frames(padded, s.hop_length)
     target = model.measure(x, n_frames)
-    S = spectral_synthesis(model, target, n_frames, length, seed=seed, progress=progress)
+    S = spectral_synthesis(model, target, n_frames, padded, seed=seed, progress=progress)
 
     generator = torch.Generator().manual_seed(seed)
-    out = spectral.griffin_lim(S, n_fft=s.n_fft, hop_length=s.hop_length, length=length,
+    out = spectral.griffin_lim(S, n_fft=s.n_fft, hop_length=s.hop_length, length=padded,
                                n_iter=s.griffin_lim_iters, momentum=s.momentum, init=s.phase_init,
                                generator=generator)
     if s.refine_steps > 0:
         out = refine_waveform(model, target, out, steps=s.refine_steps, progress=progress,
                               first_step=s.steps)
-    out = out.cpu().numpy().astype(np.float64)
+    out = out[margin:margin + length].cpu().numpy().astype(np.float64)
     if not np.all(np.isfinite(out)) or not np.any(out):
         raise FloatingPointError("synthesis produced silent or non-finite audio")
     return match_level(out, rms)
