@@ -193,6 +193,34 @@ class TextureModel:
         return sum(parts.values()), parts
 
 
+class Tracked:
+    """An optimiser's closure: evaluates ``loss_fn(param)``, back-propagates, reports
+    progress, and keeps the best value of ``param`` seen. A non-finite loss raises
+    `FloatingPointError` naming ``what``."""
+
+    def __init__(self, param: torch.Tensor, loss_fn, *, what: str, progress=None, first_step: int = 0):
+        self.param, self.loss_fn, self.what = param, loss_fn, what
+        self.progress, self.first_step = progress, first_step
+        self.best_loss, self.best = math.inf, param.detach().clone()
+        self.evaluations = 0
+        self.optimiser = None
+
+    def __call__(self):
+        self.optimiser.zero_grad()
+        loss, parts = self.loss_fn(self.param)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.what} is not finite at step {self.evaluations + 1}")
+        loss.backward()
+        value = float(loss.detach())
+        if value < self.best_loss:
+            self.best_loss, self.best = value, self.param.detach().clone()
+        self.evaluations += 1
+        if self.progress is not None:
+            self.progress(self.first_step + self.evaluations, value,
+                          {k: float(v.detach()) for k, v in parts.items()})
+        return loss
+
+
 def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, progress=None,
              start: torch.Tensor | None = None, steps: int | None = None, first_step: int = 0):
     """Find a log spectrogram (bins, frames) whose statistics match ``target``.
@@ -210,23 +238,8 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
         noise = torch.randn(target.Z.shape[0], n_frames, generator=generator).to(model.device)
         start = noise * target.Z.std(1, keepdim=True)
     Z = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    best = {"loss": math.inf, "Z": Z.detach().clone()}
-    evaluations = 0
-
-    def closure():
-        nonlocal evaluations
-        optimiser.zero_grad()
-        loss, parts = model.loss(Z, target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is not finite at step {evaluations + 1}")
-        loss.backward()
-        value = float(loss.detach())
-        if value < best["loss"]:
-            best["loss"], best["Z"] = value, Z.detach().clone()
-        evaluations += 1
-        if progress is not None:
-            progress(first_step + evaluations, value, {k: float(v.detach()) for k, v in parts.items()})
-        return loss
+    closure = Tracked(Z, lambda Z: model.loss(Z, target), what="loss", progress=progress,
+                      first_step=first_step)
 
     if s.optimizer == "lbfgs":
         optimiser = torch.optim.LBFGS([Z], lr=s.learning_rate, max_iter=n_steps, max_eval=n_steps,
@@ -236,18 +249,19 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
     else:
         optimiser = torch.optim.Adam([Z], lr=s.learning_rate * 0.05)
         rounds = range(n_steps)
+    closure.optimiser = optimiser
     try:
         for _ in rounds:
             optimiser.step(closure)
     except FloatingPointError:
-        if evaluations == 0:
+        if closure.evaluations == 0:
             raise
-        log.warning("optimisation diverged after %d steps; keeping the best state", evaluations)
+        log.warning("optimisation diverged after %d steps; keeping the best state", closure.evaluations)
     # A few runaway frames far louder than anything in the recording would otherwise set the
     # loudness of the result. The cap is loose: clamping to the recording's own maximum
     # measurably blunts crackle (fidelity 0.88 -> 0.48 on a campfire).
-    Z = torch.minimum(best["Z"], target.high[:, None] + HEADROOM)
-    return Z + target.mean[:, None], best["loss"]
+    Z = torch.minimum(closure.best, target.high[:, None] + HEADROOM)
+    return Z + target.mean[:, None], closure.best_loss
 
 
 def refine_waveform(model: TextureModel, target: Texture, y: torch.Tensor, *, steps: int,
@@ -261,33 +275,17 @@ def refine_waveform(model: TextureModel, target: Texture, y: torch.Tensor, *, st
     waveform seen; ``y`` itself when the first step is not finite.
     """
     w = y.detach().clone().requires_grad_(True)
-    best = {"loss": math.inf, "y": y.detach().clone()}
-    evaluations = 0
-
-    def closure():
-        nonlocal evaluations
-        optimiser.zero_grad()
-        L = model.log_spectrogram(w)
-        loss, parts = model.loss(L - target.mean[:, None], target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"waveform loss is not finite at step {evaluations + 1}")
-        loss.backward()
-        value = float(loss.detach())
-        if value < best["loss"]:
-            best["loss"], best["y"] = value, w.detach().clone()
-        evaluations += 1
-        if progress is not None:
-            progress(first_step + evaluations, value, {k: float(v.detach()) for k, v in parts.items()})
-        return loss
-
+    closure = Tracked(w, lambda w: model.loss(model.log_spectrogram(w) - target.mean[:, None], target),
+                      what="waveform loss", progress=progress, first_step=first_step)
     optimiser = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
                                   tolerance_grad=1e-12, tolerance_change=1e-14,
                                   line_search_fn="strong_wolfe")
+    closure.optimiser = optimiser
     try:
         optimiser.step(closure)
     except FloatingPointError:
-        log.warning("waveform refinement stopped after %d steps; keeping the best state", evaluations)
-    return best["y"]
+        log.warning("waveform refinement stopped after %d steps; keeping the best state", closure.evaluations)
+    return closure.best
 
 
 def spectral_synthesis(model: TextureModel, target: Texture, n_frames: int, length: int, *,
