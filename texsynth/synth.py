@@ -89,15 +89,13 @@ class TextureModel:
         gives a large but finite loss (which the line search backs off from), never inf."""
         return spectral.from_log_magnitude(L.clamp(max=LOG_CEILING), self.s.log_floor)
 
-    def envelopes(self, L: torch.Tensor) -> torch.Tensor:
-        """Compressed mel-band envelopes from a log magnitude (bins, frames) -> (bands, frames)."""
-        S = self.magnitude(L)
+    def envelopes(self, S: torch.Tensor) -> torch.Tensor:
+        """Compressed mel-band envelopes from a `magnitude` (bins, frames) -> (bands, frames)."""
         return (self.bands @ S + 1e-6) ** 0.3
 
-    def copy_view(self, L: torch.Tensor) -> torch.Tensor:
-        """What copying is judged on: log mel power (bands, frames) at about `COPY_RATE`
-        frames per second, less each band's mean."""
-        S = self.magnitude(L)
+    def copy_view(self, S: torch.Tensor) -> torch.Tensor:
+        """What copying is judged on: log mel power (bands, frames) of a `magnitude`, at about
+        `COPY_RATE` frames per second, less each band's mean."""
         M = torch.log(self.bands @ S**2 + 1e-6)
         if self.copy_pool > 1 and M.shape[1] >= self.copy_pool:
             M = torch.nn.functional.avg_pool1d(M[None], self.copy_pool)[0]
@@ -134,17 +132,18 @@ class TextureModel:
                 grams.append(None if phi is None else losses.gram(phi))
                 ac = self.s.autocorr_weight > 0 and phi is not None
                 autocorrs.append(losses.autocorrelation(phi, self._max_lag(pool, phi.shape[1])) if ac else None)
-            env = self.envelopes(L)
+            S = self.magnitude(L)
+            env = self.envelopes(S)
             moments = losses.envelope_moments(env) if self.s.moments_weight > 0 else None
             envelope_ac = None
             if self.s.autocorr_weight > 0:
                 envelope_ac = losses.autocorrelation(env, self._max_lag(1, env.shape[1]))
-            mel = self.copy_view(L)
+            mel = self.copy_view(S)
             # The recording's own level of self-similarity: its second half's pieces found in
             # its first half. The synthesis may copy no more than that.
             half = mel.shape[1] // 2
             self_copy = None
-            if half >= 2 * self.copy_window:
+            if self.s.diversity_weight > 0 and half >= 2 * self.copy_window:
                 first, second = mel[:, :half], mel[:, half:]
                 self_copy = self.local_copying(second - second.mean(1, keepdim=True),
                                                first - first.mean(1, keepdim=True))
@@ -157,7 +156,8 @@ class TextureModel:
         n_nets = sum(target.usable)
         phis = self.nets(Z, target.usable)
         L = Z + target.mean[:, None]
-        env = self.envelopes(L) if s.moments_weight > 0 or s.autocorr_weight > 0 else None
+        S = self.magnitude(L)  # computed once: the envelopes and the copying check share it
+        env = self.envelopes(S) if s.moments_weight > 0 or s.autocorr_weight > 0 else None
         if s.gram_weight > 0:
             parts["gram"] = s.gram_weight * sum(
                 losses.relative_error(losses.gram(phi), g) for phi, g in zip(phis, target.grams) if g is not None
@@ -187,7 +187,7 @@ class TextureModel:
             if target.self_copy is not None:
                 # A one-sided penalty: pieces may resemble the recording as much as its own
                 # halves resemble each other, and no more; below that it costs no fidelity.
-                excess = self.local_copying(self.copy_view(L), target.mel) - target.self_copy - COPY_MARGIN
+                excess = self.local_copying(self.copy_view(S), target.mel) - target.self_copy - COPY_MARGIN
                 d = d + LOCAL_COPY_WEIGHT * torch.relu(excess)
             parts["diversity"] = s.diversity_weight * d
         return sum(parts.values()), parts
@@ -203,10 +203,9 @@ class Tracked:
         self.progress, self.first_step = progress, first_step
         self.best_loss, self.best = math.inf, param.detach().clone()
         self.evaluations = 0
-        self.optimiser = None
 
     def __call__(self):
-        self.optimiser.zero_grad()
+        self.param.grad = None
         loss, parts = self.loss_fn(self.param)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{self.what} is not finite at step {self.evaluations + 1}")
@@ -249,7 +248,6 @@ def optimise(model: TextureModel, target: Texture, n_frames: int, *, seed: int, 
     else:
         optimiser = torch.optim.Adam([Z], lr=s.learning_rate * 0.05)
         rounds = range(n_steps)
-    closure.optimiser = optimiser
     try:
         for _ in rounds:
             optimiser.step(closure)
@@ -280,7 +278,6 @@ def refine_waveform(model: TextureModel, target: Texture, y: torch.Tensor, *, st
     optimiser = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
                                   tolerance_grad=1e-12, tolerance_change=1e-14,
                                   line_search_fn="strong_wolfe")
-    closure.optimiser = optimiser
     try:
         optimiser.step(closure)
     except FloatingPointError:
