@@ -72,3 +72,39 @@ def test_cli_records_the_chosen_size(tmp_path, tiny_preset):
     record = json.loads((tmp_path / "out.wav.json").read_text())
     assert record["settings"]["n_fft"] >= resolution.scale_size(1024, SR)
     assert record["settings"]["hop_length"] == record["settings"]["n_fft"] // 4
+
+
+def loop(seconds: float, sr: int, period: float = 0.75) -> np.ndarray:
+    """An irregular four-hit pattern repeated every ``period`` seconds over faint noise."""
+    rng = np.random.default_rng(1)
+    y = 0.005 * rng.standard_normal(int(seconds * sr))
+    hit = np.exp(-np.arange(int(0.05 * sr)) / (0.01 * sr)) * rng.standard_normal(int(0.05 * sr))
+    for start in np.arange(0, seconds - 0.1, period):
+        for offset, gain in ((0.0, 1.0), (0.19, 0.5), (0.31, 0.8), (0.55, 0.4)):
+            i = int((start + offset) * sr)
+            y[i : i + hit.size] += gain * hit[: y.size - i]
+    return y.astype(np.float32)
+
+
+def test_periodicity_tells_loops_from_beatless_textures():
+    dense, sparse = loop(8.0, SR, period=0.4), loop(16.0, SR, period=3.0)
+    assert resolution.periodicity(dense, SR)[0] > 0.9
+    assert resolution.periodicity(sparse, SR)[1] > 2 * resolution.PERIODIC_Z
+    assert resolution.is_periodic(dense, SR) and resolution.is_periodic(sparse, SR)
+    noise = np.random.default_rng(2).standard_normal(8 * SR).astype(np.float32)
+    for y in (crackle(8.0, SR), hum(8.0, SR), noise):
+        peak, z = resolution.periodicity(y, SR)
+        assert peak < resolution.PERIODIC_PEAK / 2 and z < resolution.PERIODIC_Z / 2
+        assert not resolution.is_periodic(y, SR)
+    # Too short to tell, or nothing happening: no claim of periodicity.
+    assert resolution.periodicity(loop(0.5, SR), SR) == (0.0, 0.0)
+    assert resolution.periodicity(np.zeros(4 * SR, np.float32), SR) == (0.0, 0.0)
+
+
+def test_resolve_chooses_the_rhythm_horizon_unless_given():
+    periodic = resolution.resolve(Settings(sample_rate=0), loop(8.0, SR), SR)
+    beatless = resolution.resolve(Settings(sample_rate=0), crackle(8.0, SR), SR)
+    assert periodic.max_lag_seconds == resolution.PERIODIC_LAG_SECONDS
+    assert beatless.max_lag_seconds == resolution.APERIODIC_LAG_SECONDS
+    given = resolution.resolve(Settings(sample_rate=0, max_lag_seconds=2.5), crackle(8.0, SR), SR)
+    assert given.max_lag_seconds == 2.5

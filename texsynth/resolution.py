@@ -1,4 +1,4 @@
-"""Choosing the STFT size for an input.
+"""Choosing the STFT size and the rhythm horizon for an input.
 
 No one window suits every texture. Short windows keep the attack of every droplet and
 crackle, which the statistics of impulsive sounds depend on; long windows resolve partials
@@ -13,6 +13,11 @@ rebuilt audio with the original in two ways:
 
 The chosen size is the shortest whose statistics come within `TOLERANCE_DB` of the best size
 and whose long-term spectrum comes through within `SPECTRUM_ERROR_DB` (RMS over frequency).
+
+How far the autocorrelation loss looks is asked of the input too (`periodicity`). A loop or a
+steady beat repeats at lags of seconds and needs them matched; for a beatless texture the
+autocorrelation at such lags is estimation noise of one short recording, and matching it ties
+the synthesis to that recording's particular slow events.
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ ROUND_TRIP_ITERS = 32
 N_BANDS = 24
 ENVELOPE_RATE = 400  # Hz
 MODULATION_EDGES = 2.0 ** np.arange(0, 8)  # 1-128 Hz, octave bands
+ONSET_RATE = 100  # onset-strength frames per second for `periodicity`
+# An input repeats when the autocorrelation of its onset strength at lags 0.2-4 s has a peak
+# above PERIODIC_PEAK (a dense loop: near 1), or one peak standing PERIODIC_Z robust standard
+# deviations above the rest (a sparse loop, whose hits rarely coincide elsewhere). Measured
+# (peak, z): rain, wind, fire, ship creaks, a hum, one bell strike at most 0.26 and 4.0;
+# synthetic tapping 0.95 and 13.9, war drums 0.36 and 36, a repeated bell 0.99 and 268.
+PERIODIC_PEAK = 0.5
+PERIODIC_Z = 8.0
+PERIODIC_LAG_SECONDS = 4.0
+APERIODIC_LAG_SECONDS = 1.0
 
 
 def band_gains(n: int, sr: int, n_bands: int = N_BANDS) -> np.ndarray:
@@ -151,12 +166,54 @@ def choose_n_fft(y: np.ndarray, sr: int, candidates=N_FFT_CHOICES) -> tuple[int,
     return chosen, snrs
 
 
+def periodicity(y: np.ndarray, sr: int) -> tuple[float, float]:
+    """How strongly ``y`` repeats at lags of 0.2-4 s, from the autocorrelation of its onset
+    strength (normalised to 1 at lag 0): the highest local peak, and how many robust standard
+    deviations (1.4826 x the median absolute deviation) that peak stands above the median
+    over those lags. Both are (0, 0) when ``y`` is too short to tell (under about 0.9 s) or
+    has no onsets at all.
+    """
+    import librosa
+
+    hop = max(1, round(sr / ONSET_RATE))
+    onset = librosa.onset.onset_strength(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=hop,
+                                         n_fft=scale_size(2048, sr))
+    onset = onset - onset.mean()
+    T = onset.size
+    lo, hi = round(0.2 * ONSET_RATE), min(round(4.0 * ONSET_RATE), T // 3 - 1)
+    if hi - lo < 10 or not np.any(onset):
+        return 0.0, 0.0
+    n = 1 << (2 * T - 1).bit_length()
+    spectrum = np.fft.rfft(onset, n)
+    ac = np.fft.irfft(np.abs(spectrum) ** 2, n)[: hi + 1] / np.arange(T, T - hi - 1, -1)
+    lags = ac[lo - 1 : hi + 1] / ac[0]
+    peaks = lags[1:-1][(lags[1:-1] > lags[:-2]) & (lags[1:-1] >= lags[2:])]
+    if peaks.size == 0:  # a smooth decay: nothing repeats
+        return 0.0, 0.0
+    median = np.median(lags)
+    spread = 1.4826 * np.median(np.abs(lags - median))
+    return float(peaks.max()), float((peaks.max() - median) / max(spread, 1e-6))
+
+
+def is_periodic(y: np.ndarray, sr: int) -> bool:
+    """Whether ``y`` is a loop or a beat (see `periodicity` and `PERIODIC_PEAK`)."""
+    peak, z = periodicity(y, sr)
+    periodic = peak >= PERIODIC_PEAK or z >= PERIODIC_Z
+    log.info("onset autocorrelation peak %.2f, %.1f robust deviations above the rest: %s", peak, z,
+             "periodic" if periodic else "not periodic")
+    return periodic
+
+
 def resolve(settings: Settings, y: np.ndarray, sr: int) -> Settings:
     """``settings`` for ``y`` at ``sr`` with every size concrete: rates scaled (`at_rate`),
-    ``n_fft = 0`` chosen for ``y`` and ``hop_length = 0`` made a quarter of ``n_fft``."""
+    ``n_fft = 0`` chosen for ``y``, ``hop_length = 0`` made a quarter of ``n_fft`` and
+    ``max_lag_seconds = 0`` chosen by how periodic ``y`` is."""
     s = at_rate(settings, sr)
     if not s.n_fft:
         s = s.replace(n_fft=choose_n_fft(y, sr)[0])
     if not s.hop_length:
         s = s.replace(hop_length=s.n_fft // 4)
+    if not s.max_lag_seconds:
+        periodic = is_periodic(y, sr)
+        s = s.replace(max_lag_seconds=PERIODIC_LAG_SECONDS if periodic else APERIODIC_LAG_SECONDS)
     return validate(s)

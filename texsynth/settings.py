@@ -45,8 +45,9 @@ class Settings:
     # the term costs them fidelity once the waveform is polished (synthetic rain 0.79 at 5,
     # 0.89 at 1). Drum loops want 20 (the `rhythmic` preset: war drums rhythm 0.72).
     autocorr_weight: float = 1.0
-    # Longest autocorrelation lag compared, seconds.
-    max_lag_seconds: float = 4.0
+    # Longest autocorrelation lag compared, seconds; 0: 4 s for inputs that repeat (loops,
+    # beats), 1 s for the rest (see texsynth.resolution.periodicity).
+    max_lag_seconds: float = 0.0
     # Weight of the band-envelope moment loss (level, spread, skew, kurtosis per band).
     # Without it crackle turns to hiss: fire fidelity 0.37 -> 0.85 with it.
     moments_weight: float = 1.0
@@ -122,7 +123,7 @@ def validate(settings: Settings, source: str = "settings") -> Settings:
         need(0 <= getattr(s, name) < 1e9, name, "between 0 and 1e9")
     need(s.gram_weight + s.autocorr_weight + s.moments_weight + s.marginal_weight > 0, "gram_weight",
          "positive when autocorr_weight, moments_weight and marginal_weight are 0")
-    need(0 < s.max_lag_seconds <= 60, "max_lag_seconds", "between 0 and 60")
+    need(0 <= s.max_lag_seconds <= 60, "max_lag_seconds", "0 (chosen per input) or up to 60")
     need(0 <= s.steps <= 100000, "steps", "between 0 and 100000")
     need(0 <= s.projections <= 100, "projections", "between 0 and 100")
     need(1 <= s.projection_iters <= 1000, "projection_iters", "between 1 and 1000")

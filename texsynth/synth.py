@@ -22,11 +22,12 @@ N_BANDS = 32  # mel bands for the envelope-moment loss
 COPY_RATE = 50  # frames per second at which copying is judged
 COPY_WINDOW = 1.0  # seconds: the length of the pieces compared for copying
 MAX_PIECES = 64  # pieces of the output checked for copying, at most
-COPY_MARGIN = 0.02  # how much more than the recording's own self-similarity is tolerated
-# Weight of that excess beside the global similarity term (both scaled by diversity_weight).
-# 20 makes it a near-constraint: ship creaks' local copying 0.72 -> 0.63 (its halves: 0.62),
-# slow wind 0.80 -> 0.47 (0.43), fire 0.36 -> 0.34 (0.31); drums, whose loop repeats itself,
-# are untouched.
+# Weight of local copying in excess of the recording's own self-similarity, beside the global
+# similarity term (both scaled by diversity_weight). 20 makes it a near-constraint: ship
+# creaks' local copying 0.72 -> 0.63 (its halves: 0.62), slow wind 0.80 -> 0.47 (0.43), fire
+# 0.36 -> 0.34 (0.31); drums, whose loop repeats itself, are untouched. Allowing 0.02 of
+# excess instead of none left ship creaks at 0.68 / 0.68 over two seeds (none: 0.66 / 0.65),
+# with fire's fidelity the same (1.12).
 LOCAL_COPY_WEIGHT = 20.0
 LOG_CEILING = math.log(1e4)  # far above any bin of the RMS-0.1 analysis signal (a few hundred at most)
 EDGE_SECONDS = 0.5  # synthesised beyond each end of the output and cut away
@@ -187,7 +188,7 @@ class TextureModel:
             if target.self_copy is not None:
                 # A one-sided penalty: pieces may resemble the recording as much as its own
                 # halves resemble each other, and no more; below that it costs no fidelity.
-                excess = self.local_copying(self.copy_view(S), target.mel) - target.self_copy - COPY_MARGIN
+                excess = self.local_copying(self.copy_view(S), target.mel) - target.self_copy
                 d = d + LOCAL_COPY_WEIGHT * torch.relu(excess)
             parts["diversity"] = s.diversity_weight * d
         return sum(parts.values()), parts
