@@ -93,16 +93,23 @@ def run_one(job, settings, args) -> dict:
     texstats = load_texstats(args.texstats)
     job.output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    synthesize_file(job.input, job.output, settings=settings, duration=args.duration,
-                    seed=args.seed, device="cpu", overwrite=True, preset=args.preset)
-    row = {"file": job.input.name, "seconds": round(time.perf_counter() - start, 1),
-           **score(texstats, job.input, job.output)}
+    common = dict(settings=settings, duration=args.duration, device="cpu", overwrite=True,
+                  preset=args.preset or presets.DEFAULT, loop_preset=loop_preset(args))
+    record = synthesize_file(job.input, job.output, seed=args.seed, **common)
+    row = {"file": job.input.name, "preset": record["preset"],
+           "seconds": round(time.perf_counter() - start, 1), **score(texstats, job.input, job.output)}
     if args.pair:
         other = job.output.with_name(job.output.stem + f"-seed{args.seed + 1}.wav")
-        synthesize_file(job.input, other, settings=settings, duration=args.duration,
-                        seed=args.seed + 1, device="cpu", overwrite=True, preset=args.preset)
+        synthesize_file(job.input, other, seed=args.seed + 1, **common)
         row["seeds"] = seed_similarity(texstats, job.output, other)
     return row
+
+
+def loop_preset(args):
+    """As on the command line: with no preset named, inputs that repeat get `presets.LOOP`."""
+    if args.preset is not None:
+        return None
+    return presets.LOOP, presets.load(presets.LOOP, dict(map(parse_assignment, args.assignments)))
 
 
 def _one_thread():
@@ -115,13 +122,14 @@ def format_row(row, pair: bool) -> str:
     return (f"{row['file'][:15]:<16}{fmt(row['fidelity'], 9)}{fmt(row['copying'], 9)}"
             f"{fmt(row['copying_excerpt'], 9)}{fmt(row['local_copying'])}{fmt(row['local_copying_excerpt'], 9)}"
             f"{fmt(row['rhythm'], 8)}{fmt(row['peaks_kept'])}{fmt(row['level_db'])}{row['seconds']:>8.1f}"
-            + (fmt(row.get("seeds")) if pair else ""))
+            + (fmt(row.get("seeds")) if pair else "") + f"  {row['preset']}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", type=Path)
-    parser.add_argument("--preset", default="default")
+    parser.add_argument("--preset", default=None,
+                        help="as texsynth --preset; none: the default, or rhythmic for inputs that repeat")
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -132,12 +140,14 @@ def main(argv=None):
     parser.add_argument("--texstats", type=Path, default=DEFAULT_TEXSTATS)
     args = parser.parse_args(argv)
 
-    settings = presets.load(args.preset, dict(map(parse_assignment, args.assignments)))
+    settings = presets.load(args.preset or presets.DEFAULT, dict(map(parse_assignment, args.assignments)))
     header = (f"{'file':<16}{'fidelity':>9}{'copying':>9}{'(excpt)':>9}{'local':>7}{'(excpt)':>9}"
-              f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}" + (f"{'seeds':>7}" if args.pair else ""))
-    print(f"preset={args.preset} {' '.join(args.assignments)} duration={args.duration} seed={args.seed}")
+              f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}" + (f"{'seeds':>7}" if args.pair else "")
+              + "  preset")
+    named = args.preset or f"{presets.DEFAULT} ({presets.LOOP} for inputs that repeat)"
+    print(f"preset={named} {' '.join(args.assignments)} duration={args.duration} seed={args.seed}")
     print(header, flush=True)
-    jobs = [job for root in args.inputs for job in plan([root], args.out / args.preset / root.name)]
+    jobs = [job for root in args.inputs for job in plan([root], args.out / (args.preset or "auto") / root.name)]
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -157,7 +167,7 @@ def main(argv=None):
         print(f"mean fidelity {np.mean(fidelities):.3f} over {len(fidelities)} files; "
               f"mean local copying over excerpt {np.mean([r['local_copying'] - r['local_copying_excerpt'] for r in rows]):+.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"preset": args.preset, "set": args.assignments, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"preset": named, "set": args.assignments, "rows": rows}, indent=2))
     return 0
 
 

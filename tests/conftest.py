@@ -19,6 +19,18 @@ def crackle(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def loop(seconds: float, sr: int, period: float = 0.75) -> np.ndarray:
+    """An irregular four-hit pattern repeated every ``period`` seconds over faint noise."""
+    rng = np.random.default_rng(1)
+    y = 0.005 * rng.standard_normal(int(seconds * sr))
+    hit = np.exp(-np.arange(int(0.05 * sr)) / (0.01 * sr)) * rng.standard_normal(int(0.05 * sr))
+    for start in np.arange(0, seconds - 0.1, period):
+        for offset, gain in ((0.0, 1.0), (0.19, 0.5), (0.31, 0.8), (0.55, 0.4)):
+            i = int((start + offset) * sr)
+            y[i : i + hit.size] += gain * hit[: y.size - i]
+    return y.astype(np.float32)
+
+
 @pytest.fixture
 def tiny_preset() -> Path:
     return TINY_PRESET

@@ -14,7 +14,7 @@ from texsynth import presets
 from texsynth.cli import main
 from texsynth.errors import TexsynthError
 
-from conftest import crackle
+from conftest import crackle, loop
 
 
 def digest(path):
@@ -271,3 +271,40 @@ def test_progress_line_counts_the_polish(tmp_path, crackle_wav, tiny_preset, cap
     assert code == 0, err
     tiny = presets.load(str(tiny_preset))
     assert f"({tiny.steps} steps + {tiny.refine_steps} waveform polish)" in err
+
+
+TINY_SETS = ["sample_rate=8000", "n_fft=256", "hop_length=64", "widths=[2, 4, 8, 32]", "n_filters=8",
+             "max_taps=8", "steps=4", "griffin_lim_iters=8", "refine_steps=0"]
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_loop_gets_the_rhythmic_preset_unless_one_is_named(tmp_path, capsys, named):
+    src = tmp_path / "loop.wav"
+    sf.write(src, loop(6.0, 8000), 8000)
+    sets = [word for item in TINY_SETS for word in ("--set", item)]
+    out = tmp_path / "out.wav"
+    code, _, err = run(capsys, src, "-o", out, "--duration", 1, *sets, *(["--preset", "default"] if named else []))
+    assert code == 0, err
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    rhythmic = presets.load("rhythmic")
+    if named:
+        assert record["preset"] == "default" and record["input_repeats"] is None
+        assert record["settings"]["autocorr_weight"] != rhythmic.autocorr_weight
+        assert "repeats" not in err
+    else:
+        assert record["preset"] == "rhythmic" and record["input_repeats"] is True
+        assert record["settings"]["autocorr_weight"] == rhythmic.autocorr_weight
+        assert record["settings"]["log_floor"] == rhythmic.log_floor
+        assert record["settings"]["steps"] == 4  # --set still applies over the preset chosen
+        assert "the input repeats: rhythmic preset, 4 steps)" in err
+
+
+def test_a_beatless_input_keeps_the_default(tmp_path, capsys):
+    src = tmp_path / "crackle.wav"
+    sf.write(src, crackle(6.0, 8000), 8000)
+    sets = [word for item in TINY_SETS for word in ("--set", item)]
+    code, _, err = run(capsys, src, "-o", tmp_path / "out.wav", "--duration", 1, *sets)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    assert record["preset"] == "default" and record["input_repeats"] is False
+    assert record["settings"]["max_lag_seconds"] == 1.0

@@ -10,7 +10,7 @@ from texsynth import resolution
 from texsynth.cli import main
 from texsynth.settings import Settings
 
-from conftest import crackle
+from conftest import crackle, loop
 
 SR = 8000
 
@@ -72,18 +72,6 @@ def test_cli_records_the_chosen_size(tmp_path, tiny_preset):
     record = json.loads((tmp_path / "out.wav.json").read_text())
     assert record["settings"]["n_fft"] >= resolution.scale_size(1024, SR)
     assert record["settings"]["hop_length"] == record["settings"]["n_fft"] // 4
-
-
-def loop(seconds: float, sr: int, period: float = 0.75) -> np.ndarray:
-    """An irregular four-hit pattern repeated every ``period`` seconds over faint noise."""
-    rng = np.random.default_rng(1)
-    y = 0.005 * rng.standard_normal(int(seconds * sr))
-    hit = np.exp(-np.arange(int(0.05 * sr)) / (0.01 * sr)) * rng.standard_normal(int(0.05 * sr))
-    for start in np.arange(0, seconds - 0.1, period):
-        for offset, gain in ((0.0, 1.0), (0.19, 0.5), (0.31, 0.8), (0.55, 0.4)):
-            i = int((start + offset) * sr)
-            y[i : i + hit.size] += gain * hit[: y.size - i]
-    return y.astype(np.float32)
 
 
 def test_periodicity_tells_loops_from_beatless_textures():

@@ -18,7 +18,7 @@ from .audio import (check_writable, load_audio, output_subtype, seconds_to_sampl
 from . import spectral
 from .errors import TexsynthError
 from .features import fits
-from .resolution import resolve
+from .resolution import is_periodic, resolve
 from .settings import N_FFT_CHOICES, REFERENCE_RATE, Settings, validate
 from .synth import pick_device, synthesize
 
@@ -106,8 +106,14 @@ def file_digest(path) -> str:
 
 def synthesize_file(input_path, output_path, *, settings: Settings | None = None,
                     duration: float | None = None, seed: int = 0, device: str = "auto",
-                    overwrite: bool = False, preset: str | None = None, progress=None) -> dict:
+                    overwrite: bool = False, preset: str | None = None, progress=None,
+                    loop_preset: tuple[str, Settings] | None = None, on_settings=None) -> dict:
     """Synthesise ``output_path`` from ``input_path`` and write its JSON sidecar beside it.
+
+    ``loop_preset`` is a (name, settings) pair used instead of ``preset`` and ``settings``
+    when the input repeats, a loop or a beat (`texsynth.resolution.is_periodic`); its
+    settings must read the input at the same rate and length. ``on_settings(preset,
+    settings)``, if given, is told which were chosen before the synthesis starts.
 
     Returns the sidecar's record: version, input path and SHA-256, effective settings, seed,
     device, durations and wall time. Raises `TexsynthError` for bad input or paths; the input
@@ -121,7 +127,19 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)
-    s = resolve(s, rec.y, rec.sr)
+    periodic = None
+    if loop_preset is not None:
+        name, other = loop_preset
+        if (other.sample_rate, other.max_input_seconds) != (s.sample_rate, s.max_input_seconds):
+            raise ValueError("loop_preset must share sample_rate and max_input_seconds with settings")
+        periodic = is_periodic(rec.y, rec.sr)
+        if periodic:
+            preset, s = name, validate(other)
+            check_duration(duration, s)
+            written_as = output_subtype(output_path, s.subtype)
+    if on_settings is not None:
+        on_settings(preset, s)
+    s = resolve(s, rec.y, rec.sr, periodic=periodic)
     seconds = duration if duration is not None else rec.seconds
     s = fit_to_length(str(input_path), rec.y.size, seconds_to_samples(seconds, rec.sr), s)
     y = _synthesize_finite(str(input_path), rec.y, rec.sr, seconds, s, seed=seed, device=str(dev),
@@ -140,6 +158,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
         "sample_rate": rec.sr,
         "seed": seed,
         "preset": preset,
+        "input_repeats": periodic,
         "settings": s.to_dict(),
         "device": str(dev),
         "torch": torch.__version__,

@@ -21,10 +21,24 @@ class Progress:
 
     def __init__(self, quiet: bool, steps: int, polish_steps: int = 0):
         self.quiet = quiet
-        self.steps = steps + polish_steps
-        self.plan = f"{steps} steps" + (f" + {polish_steps} waveform polish" if polish_steps else "")
         self.tty = sys.stderr.isatty()
         self.batch = None
+        self.bar = None
+        self.note = ""
+        self._plan(steps, polish_steps)
+
+    def _plan(self, steps: int, polish_steps: int):
+        self.steps = steps + polish_steps
+        self.plan = f"{steps} steps" + (f" + {polish_steps} waveform polish" if polish_steps else "")
+
+    def chosen(self, preset: str | None, settings: Settings, *, switched: bool = False):
+        """The settings a file is synthesised with, once known (they may follow the input)."""
+        self._plan(settings.steps, settings.refine_steps)
+        self.note = f"the input repeats: {preset} preset, " if switched else ""
+        if self.bar is not None:
+            self.bar.total = self.steps
+            if switched:
+                self.bar.set_description_str(f"{self.bar.desc} ({preset})", refresh=False)
 
     def start_batch(self, total: int):
         if not self.quiet and self.tty:
@@ -49,7 +63,7 @@ class Progress:
         if not self.tty:
             def announce(step: int, loss: float, parts: dict):
                 if step == 1:  # only once the input has been read and measured
-                    click.echo(f"{name}: synthesising ({self.plan})", err=True)
+                    click.echo(f"{name}: synthesising ({self.note}{self.plan})", err=True)
             return announce
         return self._bar(name, position=0)
 
@@ -58,6 +72,7 @@ class Progress:
 
         bar = tqdm(total=self.steps, unit="step", desc=name, position=position, leave=position == 0,
                    dynamic_ncols=True)
+        self.bar = bar
 
         def update(step: int, loss: float, parts: dict):
             bar.update(step - bar.n)
@@ -86,7 +101,9 @@ def _list_presets(ctx, _param, value):
 @click.option("--duration", type=float, default=None,
               help="Output length in seconds  [default: the input's length]")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, help="Random seed: same seed and input, same output.")
-@click.option("--preset", default=presets.DEFAULT, help="Preset name (see --list-presets) or a .toml file.")
+@click.option("--preset", default=presets.DEFAULT,
+              help="Preset name (see --list-presets) or a .toml file. Without --preset, an input that "
+                   "repeats (a loop, a beat) gets the rhythmic preset instead of the default.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. --set steps=200 (repeatable).")
 @click.option("--steps", type=click.IntRange(0, 100000), default=None, help="Optimiser steps  [default: from the preset]")
@@ -145,16 +162,24 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     batch = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or names_folder
     kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
                   preset=preset)
+    if click.get_current_context().get_parameter_source("preset") == click.core.ParameterSource.DEFAULT:
+        kwargs["loop_preset"] = (presets.LOOP, presets.load(presets.LOOP, overrides))
     progress = Progress(quiet, settings.steps, settings.refine_steps)
+
+    def chosen(name, used):
+        progress.chosen(name, used, switched=name != preset)
+
     if not batch:
         from .api import synthesize_file
 
-        record = synthesize_file(inputs[0], output, overwrite=overwrite,
+        record = synthesize_file(inputs[0], output, overwrite=overwrite, on_settings=chosen,
                                  progress=progress.single(inputs[0].name), **kwargs)
         if not quiet:
             click.echo(f"wrote {output} ({record['output_seconds']:.4g} s at {record['sample_rate']} Hz) "
                        f"in {record['wall_seconds']:.1f} s", err=True)
         return 0
+    if jobs == 1:  # workers in other processes cannot report back
+        kwargs["on_settings"] = chosen
     return _batch(inputs, output, overwrite, jobs, quiet, progress, dict(kwargs, threads=threads))
 
 

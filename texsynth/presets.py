@@ -10,6 +10,7 @@ from .errors import TexsynthError
 from .settings import Settings, from_mapping
 
 DEFAULT = "default"
+LOOP = "rhythmic"  # taken instead of the default, unless a preset is named, for inputs that repeat
 
 
 def _preset_dir() -> Path:

@@ -204,16 +204,18 @@ def is_periodic(y: np.ndarray, sr: int) -> bool:
     return periodic
 
 
-def resolve(settings: Settings, y: np.ndarray, sr: int) -> Settings:
+def resolve(settings: Settings, y: np.ndarray, sr: int, *, periodic: bool | None = None) -> Settings:
     """``settings`` for ``y`` at ``sr`` with every size concrete: rates scaled (`at_rate`),
     ``n_fft = 0`` chosen for ``y``, ``hop_length = 0`` made a quarter of ``n_fft`` and
-    ``max_lag_seconds = 0`` chosen by how periodic ``y`` is."""
+    ``max_lag_seconds = 0`` chosen by whether ``y`` repeats (`is_periodic`, unless
+    ``periodic`` already says)."""
     s = at_rate(settings, sr)
     if not s.n_fft:
         s = s.replace(n_fft=choose_n_fft(y, sr)[0])
     if not s.hop_length:
         s = s.replace(hop_length=s.n_fft // 4)
     if not s.max_lag_seconds:
-        periodic = is_periodic(y, sr)
+        if periodic is None:
+            periodic = is_periodic(y, sr)
         s = s.replace(max_lag_seconds=PERIODIC_LAG_SECONDS if periodic else APERIODIC_LAG_SECONDS)
     return validate(s)
