@@ -3,8 +3,10 @@
     python benchmarks/make_textures.py OUTDIR [--seconds 10]
 
 Writes rain (random droplets), tapping (a jittered 2.5 Hz tap), bell (an additive-synthesis
-bell struck every 1.6 s), hum (a 50 Hz machine hum with harmonics and noise) and wind
-(noise through a slowly wandering band-pass), at 16 kHz mono.
+bell struck every 1.6 s), hum (a 50 Hz machine hum with harmonics and noise), wind (noise
+through a slowly wandering band-pass), crickets (irregular chirps of 4-5 kHz pulses over a
+faint night hiss), drone (a sustained five-partial chord with slow beating over soft noise)
+and stream (dense rising bubbles over low rumble), at 16 kHz mono.
 """
 
 from __future__ import annotations
@@ -84,7 +86,42 @@ def wind(seconds, rng):
     return 0.3 * y * gust
 
 
-TEXTURES = {"rain": rain, "tapping": tapping, "bell": bell, "hum": hum, "wind": wind}
+def crickets(seconds, rng):
+    n = int(seconds * SR)
+    y = 0.003 * rng.standard_normal(n)
+    for chirp in np.sort(rng.uniform(0, seconds - 0.3, int(seconds * 3))):
+        f = rng.uniform(4200, 4800)
+        for k in range(int(rng.integers(3, 6))):
+            start, length = int((chirp + k * 0.033) * SR), int(0.018 * SR)
+            t = np.arange(length) / SR
+            y[start:start + length] += rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * f * t) * np.hanning(length)
+    return y
+
+
+def drone(seconds, rng):
+    t = np.arange(int(seconds * SR)) / SR
+    partials = [(110.0, 0.3), (165.2, 0.2), (220.6, 0.15), (277.0, 0.1), (330.4, 0.08)]
+    y = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+            * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6)))
+            for f, a in partials)
+    return y + 0.01 * scipy.signal.lfilter([1], [1, -0.95], rng.standard_normal(t.size))
+
+
+def stream(seconds, rng):
+    n = int(seconds * SR)
+    b, a = scipy.signal.butter(2, 300, fs=SR)
+    y = 0.1 * scipy.signal.lfilter(b, a, rng.standard_normal(n))
+    for start in rng.integers(0, n - 1200, int(seconds * 300)):
+        length = int(rng.integers(200, 1200))
+        f0 = rng.uniform(300, 1500)
+        t = np.arange(length) / SR
+        bubble = np.sin(2 * np.pi * f0 * (t + 2.0 * t**2 * SR / length)) * _decay(length, length / SR / 3)
+        y[start:start + length] += rng.uniform(0.01, 0.08) * bubble
+    return y
+
+
+TEXTURES = {"rain": rain, "tapping": tapping, "bell": bell, "hum": hum, "wind": wind,
+            "crickets": crickets, "drone": drone, "stream": stream}
 
 
 def main():

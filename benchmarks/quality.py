@@ -94,7 +94,7 @@ def run_one(job, settings, args) -> dict:
     job.output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     common = dict(settings=settings, duration=args.duration, device="cpu", overwrite=True,
-                  preset=args.preset or presets.DEFAULT, loop_preset=loop_preset(args))
+                  preset=args.preset or presets.DEFAULT, kind_presets=kind_presets(args))
     record = synthesize_file(job.input, job.output, seed=args.seed, **common)
     row = {"file": job.input.name, "preset": record["preset"],
            "seconds": round(time.perf_counter() - start, 1), **score(texstats, job.input, job.output)}
@@ -105,11 +105,11 @@ def run_one(job, settings, args) -> dict:
     return row
 
 
-def loop_preset(args):
-    """As on the command line: with no preset named, inputs that repeat get `presets.LOOP`."""
+def kind_presets(args):
+    """As on the command line: with no preset named, loops and tonal inputs get their own."""
     if args.preset is not None:
         return None
-    return presets.LOOP, presets.load(presets.LOOP, dict(map(parse_assignment, args.assignments)))
+    return presets.by_kind(dict(map(parse_assignment, args.assignments)))
 
 
 def _one_thread():
@@ -144,7 +144,7 @@ def main(argv=None):
     header = (f"{'file':<16}{'fidelity':>9}{'copying':>9}{'(excpt)':>9}{'local':>7}{'(excpt)':>9}"
               f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}" + (f"{'seeds':>7}" if args.pair else "")
               + "  preset")
-    named = args.preset or f"{presets.DEFAULT} ({presets.LOOP} for inputs that repeat)"
+    named = args.preset or f"{presets.DEFAULT} (or by kind of input: {presets.BY_KIND})"
     print(f"preset={named} {' '.join(args.assignments)} duration={args.duration} seed={args.seed}")
     print(header, flush=True)
     jobs = [job for root in args.inputs for job in plan([root], args.out / (args.preset or "auto") / root.name)]

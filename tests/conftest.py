@@ -31,6 +31,18 @@ def loop(seconds: float, sr: int, period: float = 0.75) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def drone(seconds: float, sr: int) -> np.ndarray:
+    """A sustained 110-330 Hz chord whose partials beat slowly, over a low rumble."""
+    t = np.arange(int(seconds * sr)) / sr
+    partials = [(110.0, 0.3, 0.13), (165.2, 0.2, 0.21), (220.6, 0.15, 0.29), (277.0, 0.1, 0.37),
+                (330.4, 0.08, 0.17)]
+    y = sum(a * np.sin(2 * np.pi * f * t + f) * (1 + 0.3 * np.sin(2 * np.pi * rate * t)) for f, a, rate in partials)
+    rumble = np.random.default_rng(3).standard_normal(t.size)
+    for i in range(1, t.size):  # a one-pole low-pass, as scipy.signal.lfilter([1], [1, -0.95])
+        rumble[i] += 0.95 * rumble[i - 1]
+    return (0.3 * (y + 0.03 * rumble)).astype(np.float32)
+
+
 @pytest.fixture
 def tiny_preset() -> Path:
     return TINY_PRESET

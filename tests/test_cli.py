@@ -14,7 +14,7 @@ from texsynth import presets
 from texsynth.cli import main
 from texsynth.errors import TexsynthError
 
-from conftest import crackle, loop
+from conftest import crackle, drone, loop
 
 
 def digest(path):
@@ -288,11 +288,11 @@ def test_a_loop_gets_the_rhythmic_preset_unless_one_is_named(tmp_path, capsys, n
     record = json.loads((tmp_path / "out.wav.json").read_text())
     rhythmic = presets.load("rhythmic")
     if named:
-        assert record["preset"] == "default" and record["input_repeats"] is None
+        assert record["preset"] == "default" and record["input_kind"] is None
         assert record["settings"]["autocorr_weight"] != rhythmic.autocorr_weight
         assert "repeats" not in err
     else:
-        assert record["preset"] == "rhythmic" and record["input_repeats"] is True
+        assert record["preset"] == "rhythmic" and record["input_kind"] == "repeats"
         assert record["settings"]["autocorr_weight"] == rhythmic.autocorr_weight
         assert record["settings"]["log_floor"] == rhythmic.log_floor
         assert record["settings"]["steps"] == 4  # --set still applies over the preset chosen
@@ -306,5 +306,18 @@ def test_a_beatless_input_keeps_the_default(tmp_path, capsys):
     code, _, err = run(capsys, src, "-o", tmp_path / "out.wav", "--duration", 1, *sets)
     assert code == 0, err
     record = json.loads((tmp_path / "out.wav.json").read_text())
-    assert record["preset"] == "default" and record["input_repeats"] is False
+    assert record["preset"] == "default" and record["input_kind"] == "other"
     assert record["settings"]["max_lag_seconds"] == 1.0
+
+
+def test_a_tonal_input_gets_the_pitched_preset(tmp_path, capsys):
+    src = tmp_path / "drone.wav"
+    sf.write(src, drone(6.0, 8000), 8000)
+    sets = [word for item in TINY_SETS if not item.startswith(("n_fft", "hop_length"))
+            for word in ("--set", item)]
+    code, _, err = run(capsys, src, "-o", tmp_path / "out.wav", "--duration", 1, *sets)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    assert record["preset"] == "pitched" and record["input_kind"] == "tonal"
+    assert record["settings"]["marginal_weight"] == presets.load("pitched").marginal_weight
+    assert "the input is tonal: pitched preset" in err

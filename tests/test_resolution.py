@@ -10,7 +10,7 @@ from texsynth import resolution
 from texsynth.cli import main
 from texsynth.settings import Settings
 
-from conftest import crackle, loop
+from conftest import crackle, drone, loop
 
 SR = 8000
 
@@ -96,3 +96,15 @@ def test_resolve_chooses_the_rhythm_horizon_unless_given():
     assert beatless.max_lag_seconds == resolution.APERIODIC_LAG_SECONDS
     given = resolution.resolve(Settings(sample_rate=0, max_lag_seconds=2.5), crackle(8.0, SR), SR)
     assert given.max_lag_seconds == 2.5
+
+
+def test_a_drone_gets_a_window_that_resolves_its_partials(monkeypatch):
+    y = drone(6.0, SR)
+    chosen, snrs = resolution.choose_n_fft(y, SR)
+    assert chosen >= resolution.scale_size(1024, SR)  # 64 ms
+    # It is the preference for a sharper spectrum at no cost that decides: the shortest
+    # window passes the spectrum bound on its own.
+    short = min(snrs)
+    assert snrs[short][1] <= resolution.SPECTRUM_ERROR_DB
+    monkeypatch.setattr(resolution, "SHARPER_SPECTRUM_DB", np.inf)
+    assert resolution.choose_n_fft(y, SR)[0] < chosen

@@ -18,7 +18,7 @@ from .audio import (check_writable, load_audio, output_subtype, seconds_to_sampl
 from . import spectral
 from .errors import TexsynthError
 from .features import fits
-from .resolution import is_periodic, resolve
+from .resolution import TONAL_SECONDS, is_periodic, resolve
 from .settings import N_FFT_CHOICES, REFERENCE_RATE, Settings, validate
 from .synth import pick_device, synthesize
 
@@ -84,6 +84,19 @@ def fit_to_length(name: str, n_input: int, n_output: int, settings: Settings) ->
     return s.replace(widths=fit)
 
 
+def input_kind(y, sr: int, settings: Settings) -> tuple[str, Settings]:
+    """``"repeats"`` for a loop or a beat (`texsynth.resolution.is_periodic`), ``"tonal"`` when
+    the STFT size chosen for ``y`` is at least `TONAL_SECONDS` long (only partials need such a
+    window; with a set ``n_fft`` nothing counts as tonal), else ``"other"``; and ``settings``,
+    resolved for ``y`` where telling needed it."""
+    if is_periodic(y, sr):
+        return "repeats", settings
+    if settings.n_fft:
+        return "other", settings
+    s = resolve(settings, y, sr, periodic=False)
+    return ("tonal" if s.n_fft >= TONAL_SECONDS * sr else "other"), s
+
+
 def _synthesize_finite(name: str, y, sr: int, seconds: float, s: Settings, *, seed: int,
                        device: str, progress=None):
     """`synthesize`, with a diverged optimisation refused in one line naming ``name``."""
@@ -107,13 +120,14 @@ def file_digest(path) -> str:
 def synthesize_file(input_path, output_path, *, settings: Settings | None = None,
                     duration: float | None = None, seed: int = 0, device: str = "auto",
                     overwrite: bool = False, preset: str | None = None, progress=None,
-                    loop_preset: tuple[str, Settings] | None = None, on_settings=None) -> dict:
+                    kind_presets: dict | None = None, on_settings=None) -> dict:
     """Synthesise ``output_path`` from ``input_path`` and write its JSON sidecar beside it.
 
-    ``loop_preset`` is a (name, settings) pair used instead of ``preset`` and ``settings``
-    when the input repeats, a loop or a beat (`texsynth.resolution.is_periodic`); its
-    settings must read the input at the same rate and length. ``on_settings(preset,
-    settings)``, if given, is told which were chosen before the synthesis starts.
+    ``kind_presets`` maps a kind of input, ``"repeats"`` (a loop or a beat) or ``"tonal"``
+    (sustained partials), to a (name, settings) pair used instead of ``preset`` and
+    ``settings`` for inputs of that kind (see `input_kind`); those settings must read the
+    input at the same rate and length. ``on_settings(preset, settings, kind)``, if given, is
+    told what was chosen before the synthesis starts.
 
     Returns the sidecar's record: version, input path and SHA-256, effective settings, seed,
     device, durations and wall time. Raises `TexsynthError` for bad input or paths; the input
@@ -127,19 +141,19 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
     dev = pick_device(device)
 
     rec = load_audio(input_path, s.sample_rate, max_seconds=s.max_input_seconds)
-    periodic = None
-    if loop_preset is not None:
-        name, other = loop_preset
-        if (other.sample_rate, other.max_input_seconds) != (s.sample_rate, s.max_input_seconds):
-            raise ValueError("loop_preset must share sample_rate and max_input_seconds with settings")
-        periodic = is_periodic(rec.y, rec.sr)
-        if periodic:
-            preset, s = name, validate(other)
+    kind = None
+    if kind_presets:
+        for _, other in kind_presets.values():
+            if (other.sample_rate, other.max_input_seconds) != (s.sample_rate, s.max_input_seconds):
+                raise ValueError("kind_presets must share sample_rate and max_input_seconds with settings")
+        kind, s = input_kind(rec.y, rec.sr, s)
+        if kind in kind_presets:
+            preset, s = kind_presets[kind][0], validate(kind_presets[kind][1])
             check_duration(duration, s)
             written_as = output_subtype(output_path, s.subtype)
     if on_settings is not None:
-        on_settings(preset, s)
-    s = resolve(s, rec.y, rec.sr, periodic=periodic)
+        on_settings(preset, s, kind)
+    s = resolve(s, rec.y, rec.sr, periodic=kind == "repeats" if kind else None)
     seconds = duration if duration is not None else rec.seconds
     s = fit_to_length(str(input_path), rec.y.size, seconds_to_samples(seconds, rec.sr), s)
     y = _synthesize_finite(str(input_path), rec.y, rec.sr, seconds, s, seed=seed, device=str(dev),
@@ -158,7 +172,7 @@ def synthesize_file(input_path, output_path, *, settings: Settings | None = None
         "sample_rate": rec.sr,
         "seed": seed,
         "preset": preset,
-        "input_repeats": periodic,
+        "input_kind": kind,
         "settings": s.to_dict(),
         "device": str(dev),
         "torch": torch.__version__,

@@ -31,13 +31,15 @@ class Progress:
         self.steps = steps + polish_steps
         self.plan = f"{steps} steps" + (f" + {polish_steps} waveform polish" if polish_steps else "")
 
-    def chosen(self, preset: str | None, settings: Settings, *, switched: bool = False):
-        """The settings a file is synthesised with, once known (they may follow the input)."""
+    def chosen(self, preset: str | None, settings: Settings, *, kind: str | None = None):
+        """The settings a file is synthesised with, once known; ``kind`` says why ``preset``
+        was chosen for this input, None when it is the one asked for."""
         self._plan(settings.steps, settings.refine_steps)
-        self.note = f"the input repeats: {preset} preset, " if switched else ""
+        why = {"repeats": "the input repeats", "tonal": "the input is tonal"}.get(kind, kind)
+        self.note = f"{why}: {preset} preset, " if kind else ""
         if self.bar is not None:
             self.bar.total = self.steps
-            if switched:
+            if kind:
                 self.bar.set_description_str(f"{self.bar.desc} ({preset})", refresh=False)
 
     def start_batch(self, total: int):
@@ -103,7 +105,7 @@ def _list_presets(ctx, _param, value):
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, help="Random seed: same seed and input, same output.")
 @click.option("--preset", default=presets.DEFAULT,
               help="Preset name (see --list-presets) or a .toml file. Without --preset, an input that "
-                   "repeats (a loop, a beat) gets the rhythmic preset instead of the default.")
+                   "repeats (a loop, a beat) gets rhythmic and a tonal one (hum, drone) pitched.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. --set steps=200 (repeatable).")
 @click.option("--steps", type=click.IntRange(0, 100000), default=None, help="Optimiser steps  [default: from the preset]")
@@ -163,11 +165,11 @@ def cli(inputs, output, duration, seed, preset, assignments, steps, subtype, dev
     kwargs = dict(settings=settings, duration=duration, seed=seed, device=device,
                   preset=preset)
     if click.get_current_context().get_parameter_source("preset") == click.core.ParameterSource.DEFAULT:
-        kwargs["loop_preset"] = (presets.LOOP, presets.load(presets.LOOP, overrides))
+        kwargs["kind_presets"] = presets.by_kind(overrides)
     progress = Progress(quiet, settings.steps, settings.refine_steps)
 
-    def chosen(name, used):
-        progress.chosen(name, used, switched=name != preset)
+    def chosen(name, used, kind):
+        progress.chosen(name, used, kind=kind if name != preset else None)
 
     if not batch:
         from .api import synthesize_file

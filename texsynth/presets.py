@@ -10,7 +10,9 @@ from .errors import TexsynthError
 from .settings import Settings, from_mapping
 
 DEFAULT = "default"
-LOOP = "rhythmic"  # taken instead of the default, unless a preset is named, for inputs that repeat
+# Unless a preset is named, inputs of these kinds (see texsynth.api.input_kind) get these
+# presets instead of the default.
+BY_KIND = {"repeats": "rhythmic", "tonal": "pitched"}
 
 
 def _preset_dir() -> Path:
@@ -71,6 +73,11 @@ def load(name_or_path: str = DEFAULT, overrides: dict | None = None) -> Settings
     if overrides:
         settings = from_mapping(overrides, base=settings, source="--set")
     return settings
+
+
+def by_kind(overrides: dict | None = None) -> dict:
+    """`BY_KIND` loaded, with ``overrides`` on top: kind -> (preset name, settings)."""
+    return {kind: (name, load(name, overrides)) for kind, name in BY_KIND.items()}
 
 
 def to_toml(settings: Settings) -> str:
