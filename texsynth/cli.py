@@ -103,7 +103,7 @@ def _list_presets(ctx, _param, value):
 @click.option("--duration", type=float, default=None,
               help="Output length in seconds  [default: the input's length]")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, help="Random seed: same seed and input, same output.")
-@click.option("--preset", default=presets.DEFAULT,
+@click.option("--preset", default=presets.DEFAULT, show_default=False,
               help="Preset name (see --list-presets) or a .toml file. Without --preset, an input that "
                    "repeats (a loop, a beat) gets rhythmic and a tonal one (hum, drone) pitched.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
@@ -119,7 +119,9 @@ def _list_presets(ctx, _param, value):
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="CPU threads for one file  [default: all cores, split between --jobs]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@click.option("--show-settings", is_flag=True, help="Print the effective settings as TOML and exit.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the settings of the preset (the default when none is named) with --set applied, "
+                   "as TOML, and exit. The sidecar records those an input actually got.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and diagnostics.")
 @click.option("--list-presets", is_flag=True, expose_value=False, is_eager=True, callback=_list_presets,
               help="List the presets with what each is for, and exit.")
