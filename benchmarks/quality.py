@@ -88,13 +88,13 @@ def fmt(value, width=7):
     return f"{value:>{width}.3f}" if isinstance(value, float) else f"{value!s:>{width}}"
 
 
-def run_one(job, settings, args) -> dict:
+def run_one(job, settings, kinds, args) -> dict:
     """Synthesise one input (and, with ``--pair``, a second seed) and score it."""
     texstats = load_texstats(args.texstats)
     job.output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     common = dict(settings=settings, duration=args.duration, device="cpu", overwrite=True,
-                  preset=args.preset or presets.DEFAULT, kind_presets=kind_presets(args))
+                  preset=args.preset or presets.DEFAULT, kind_presets=kinds)
     record = synthesize_file(job.input, job.output, seed=args.seed, **common)
     row = {"file": job.input.name, "preset": record["preset"],
            "seconds": round(time.perf_counter() - start, 1), **score(texstats, job.input, job.output)}
@@ -103,13 +103,6 @@ def run_one(job, settings, args) -> dict:
         synthesize_file(job.input, other, seed=args.seed + 1, **common)
         row["seeds"] = seed_similarity(texstats, job.output, other)
     return row
-
-
-def kind_presets(args):
-    """As on the command line: with no preset named, loops and tonal inputs get their own."""
-    if args.preset is not None:
-        return None
-    return presets.by_kind(dict(map(parse_assignment, args.assignments)))
 
 
 def _one_thread():
@@ -129,7 +122,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", type=Path)
     parser.add_argument("--preset", default=None,
-                        help="as texsynth --preset; none: the default, or rhythmic for inputs that repeat")
+                        help="as texsynth --preset; none: by kind of input, as on the command line")
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -140,7 +133,10 @@ def main(argv=None):
     parser.add_argument("--texstats", type=Path, default=DEFAULT_TEXSTATS)
     args = parser.parse_args(argv)
 
-    settings = presets.load(args.preset or presets.DEFAULT, dict(map(parse_assignment, args.assignments)))
+    overrides = dict(map(parse_assignment, args.assignments))
+    settings = presets.load(args.preset or presets.DEFAULT, overrides)
+    # As on the command line: with no preset named, loops and tonal inputs get their own.
+    kinds = presets.by_kind(overrides) if args.preset is None else None
     header = (f"{'file':<16}{'fidelity':>9}{'copying':>9}{'(excpt)':>9}{'local':>7}{'(excpt)':>9}"
               f"{'rhythm':>8}{'peaks':>7}{'level':>7}{'time s':>8}" + (f"{'seeds':>7}" if args.pair else "")
               + "  preset")
@@ -152,7 +148,7 @@ def main(argv=None):
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(args.jobs, initializer=_one_thread) as pool:
-            futures = [pool.submit(run_one, job, settings, args) for job in jobs]
+            futures = [pool.submit(run_one, job, settings, kinds, args) for job in jobs]
             rows = []
             for future in futures:
                 rows.append(future.result())
@@ -160,7 +156,7 @@ def main(argv=None):
     else:
         rows = []
         for job in jobs:
-            rows.append(run_one(job, settings, args))
+            rows.append(run_one(job, settings, kinds, args))
             print(format_row(rows[-1], args.pair), flush=True)
     fidelities = [r["fidelity"] for r in rows if r["fidelity"] is not None]
     if fidelities:
