@@ -183,3 +183,21 @@ def test_synthesis_runs_over_a_margin_that_is_cut_away(tiny_settings, monkeypatc
     short = synthesize(crackle(1.5, SR), SR, duration=0.2, seed=0, settings=tiny_settings, device="cpu")
     assert short.shape == (round(0.2 * SR),)
     assert seen["length"] < 0.2 * SR * 2 + 2 * tiny_settings.hop_length  # margin at most half the output
+
+
+def test_waveform_loss_adds_subband_moments_only_for_the_waveform_stage(tiny_settings):
+    x = torch.from_numpy(crackle(1.5, SR) * 5)
+    other = torch.from_numpy(crackle(1.5, SR, seed=1) * 5).requires_grad_(True)
+    model = TextureModel(tiny_settings, seed=0, device=torch.device("cpu"))
+    target = model.measure(x)
+    assert target.subbands is not None
+    _, own = model.waveform_loss(x, target)
+    assert float(own["subbands"]) < 1e-10
+    loss, parts = model.waveform_loss(other, target)
+    assert float(parts["subbands"].detach()) > 1e-4
+    loss.backward()
+    assert torch.isfinite(other.grad).all() and other.grad.abs().sum() > 0
+    for off in (dict(subband_weight=0.0), dict(refine_steps=0)):
+        plain = TextureModel(tiny_settings.replace(**off), seed=0, device=torch.device("cpu"))
+        target = plain.measure(x)
+        assert target.subbands is None and "subbands" not in plain.waveform_loss(other, target)[1]

@@ -14,6 +14,7 @@ from . import losses, spectral
 from .features import RandomNets
 from .resolution import resolve
 from .settings import Settings, validate
+from .subbands import SubbandEnvelopes
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Texture:
     usable: list  # per net, whether the input is long enough for it
     mel: torch.Tensor | None = None  # (bands, frames) the recording's `copy_view`
     self_copy: torch.Tensor | None = None  # `local_copying` of its second half in its first
+    subbands: dict | None = None  # moments of the waveform's sub-band envelopes
 
 
 class TextureModel:
@@ -78,6 +80,25 @@ class TextureModel:
         self.frame_rate = settings.sample_rate / settings.hop_length
         self.copy_pool = max(1, round(self.frame_rate / COPY_RATE))
         self.copy_window = max(1, round(COPY_WINDOW * self.frame_rate / self.copy_pool))
+        self._subbands = {}  # one filterbank per signal length
+
+    def subband_envelopes(self, y: torch.Tensor) -> torch.Tensor:
+        """`SubbandEnvelopes` of a waveform (bands, steps)."""
+        n = y.shape[-1]
+        if n not in self._subbands:
+            self._subbands[n] = SubbandEnvelopes(n, self.s.sample_rate, device=self.device)
+        return self._subbands[n](y)
+
+    def waveform_loss(self, y: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
+        """`loss` of a waveform's log spectrogram, plus the moments of its sub-band envelopes,
+        which see what happens inside a frame."""
+        total, parts = self.loss(self.log_spectrogram(y) - target.mean[:, None], target)
+        if target.subbands is not None:
+            got = losses.envelope_moments(self.subband_envelopes(y))
+            parts["subbands"] = self.s.subband_weight * sum(
+                losses.relative_error(got[k], v) for k, v in target.subbands.items()) / len(got)
+            total = total + parts["subbands"]
+        return total, parts
 
     def log_spectrogram(self, y: torch.Tensor) -> torch.Tensor:
         D = spectral.stft(y, self.s.n_fft, self.s.hop_length)
@@ -148,7 +169,11 @@ class TextureModel:
                 first, second = mel[:, :half], mel[:, half:]
                 self_copy = self.local_copying(second - second.mean(1, keepdim=True),
                                                first - first.mean(1, keepdim=True))
-        return Texture(mean, Z.amax(1), Z, grams, autocorrs, moments, envelope_ac, usable, mel, self_copy)
+            subbands = None
+            if self.s.subband_weight > 0 and self.s.refine_steps > 0:
+                subbands = losses.envelope_moments(self.subband_envelopes(y))
+        return Texture(mean, Z.amax(1), Z, grams, autocorrs, moments, envelope_ac, usable, mel, self_copy,
+                       subbands)
 
     def loss(self, Z: torch.Tensor, target: Texture) -> tuple[torch.Tensor, dict]:
         """Weighted loss of a candidate ``Z`` (bins, frames) and its parts, for reporting."""
@@ -274,8 +299,8 @@ def refine_waveform(model: TextureModel, target: Texture, y: torch.Tensor, *, st
     waveform seen; ``y`` itself when the first step is not finite.
     """
     w = y.detach().clone().requires_grad_(True)
-    closure = Tracked(w, lambda w: model.loss(model.log_spectrogram(w) - target.mean[:, None], target),
-                      what="waveform loss", progress=progress, first_step=first_step)
+    closure = Tracked(w, lambda w: model.waveform_loss(w, target), what="waveform loss",
+                      progress=progress, first_step=first_step)
     optimiser = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
                                   tolerance_grad=1e-12, tolerance_change=1e-14,
                                   line_search_fn="strong_wolfe")
