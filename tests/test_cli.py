@@ -191,6 +191,39 @@ def test_batch_parallel_jobs(tmp_path, tiny_preset, capsys):
     assert "3 done, 0 skipped, 1 failed" in err
 
 
+def test_batch_parallel_prints_a_line_per_finished_file(tmp_path, tiny_preset, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    make_tree(src)
+    code, _, err = run(capsys, src, "-o", dst, "--preset", tiny_preset, "--jobs", 2)
+    finished = [line for line in err.splitlines() if " finished " in line]
+    assert code == 1 and len(finished) == 4
+    assert sorted(line.split("]")[0] for line in finished) == ["[1/4", "[2/4", "[3/4", "[4/4"]
+
+
+def test_batch_same_output_fails_on_every_run(tmp_path, tiny_preset, capsys):
+    """Two inputs that map to one output: the second fails, also once the first's output exists."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    sf.write(src / "a.wav", crackle(1.0, 8000, 1), 8000)
+    sf.write(src / "a.flac", crackle(1.0, 8000, 2), 8000)
+    for _ in range(2):
+        code, _, err = run(capsys, src, "-o", dst, "--preset", tiny_preset, "-q")
+        assert code == 1 and "another input maps to the same output" in err
+        assert err.count("skipped:") <= 1
+
+
+def test_batch_output_folder_inside_input_folder_is_not_searched(tmp_path, tiny_preset, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "x.wav", crackle(1.0, 8000), 8000)
+    dst = src / "out"
+    for _ in range(2):
+        code, _, err = run(capsys, src, "-o", dst, "--preset", tiny_preset, "-q")
+        assert code == 0
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.wav")) == ["out/x.wav", "x.wav"]
+    assert "0 done, 1 skipped, 0 failed" in err
+
+
 def test_module_entry_point_and_version():
     result = subprocess.run([sys.executable, "-m", "texsynth", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "texsynth, version" in result.stdout
@@ -321,3 +354,17 @@ def test_a_tonal_input_gets_the_pitched_preset(tmp_path, capsys):
     assert record["preset"] == "pitched" and record["input_kind"] == "tonal"
     assert record["settings"]["marginal_weight"] == presets.load("pitched").marginal_weight
     assert "the input is tonal: pitched preset" in err
+
+
+def test_a_set_stft_size_that_a_kind_preset_cannot_take_leaves_that_kind_out(tmp_path, capsys):
+    """n_fft=256 with no hop given clashes with `pitched`'s hop of 256: only that kind is
+    dropped, and the run goes on with what was asked for."""
+    kinds = presets.by_kind({"n_fft": 256})
+    assert "tonal" not in kinds and kinds["repeats"][0] == "rhythmic"
+    src = tmp_path / "crackle.wav"
+    sf.write(src, crackle(3.0, 8000), 8000)
+    sets = [word for item in TINY_SETS if not item.startswith("hop_length") for word in ("--set", item)]
+    code, _, err = run(capsys, src, "-o", tmp_path / "out.wav", "--duration", 1, *sets)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    assert record["settings"]["n_fft"] == 256 and record["settings"]["hop_length"] == 64

@@ -44,17 +44,27 @@ def plan(inputs, out_dir, *, suffix: str = ".wav") -> list[Job]:
 
     A file named directly is taken whatever its extension; inside folders only known audio
     extensions are. ``inputs/a/b.flac`` becomes ``out_dir/a/b.wav`` for the folder ``inputs``.
+    An output folder inside an input folder is not searched, so a second run does not take
+    the first run's outputs for inputs.
     """
     out_dir = Path(out_dir)
+    out_real = out_dir.resolve()
     jobs = []
     for root in map(Path, inputs):
         if root.is_dir():
+            inside = out_real != root.resolve() and root.resolve() in out_real.parents
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
-                           and (p.is_file() or p.is_symlink()))
+                           and (p.is_file() or p.is_symlink())
+                           and not (inside and _under(p.parent, out_real)))
             jobs += [Job(p, out_dir / p.relative_to(root).with_suffix(suffix)) for p in files]
         else:
             jobs.append(Job(root, out_dir / (root.stem + suffix)))
     return jobs
+
+
+def _under(folder: Path, root: Path) -> bool:
+    real = folder.resolve()
+    return real == root or root in real.parents
 
 
 def _run_one(job: Job, kwargs: dict, threads: int) -> float:
@@ -85,6 +95,7 @@ def run(jobs: list[Job], *, overwrite: bool = False, jobs_parallel: int = 1, rep
             summary.failures.append((job.input, "another input maps to the same output"))
             report(f"failed: {job.input}: another input maps to the same output {job.output}")
         elif (job.output.exists() or job.output.is_symlink()) and not overwrite:
+            seen.add(key)  # a later input with the same output still fails, on every run
             summary.skipped += 1
             report(f"skipped: {job.output} exists (use --overwrite to replace it)")
         else:

@@ -23,6 +23,7 @@ class Progress:
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
         self.batch = None
+        self.parallel = False
         self.bar = None
         self.note = ""
         self._plan(steps, polish_steps)
@@ -42,7 +43,8 @@ class Progress:
             if kind:
                 self.bar.set_description_str(f"{self.bar.desc} ({preset})", refresh=False)
 
-    def start_batch(self, total: int):
+    def start_batch(self, total: int, *, parallel: bool = False):
+        self.parallel = parallel
         if not self.quiet and self.tty:
             from tqdm import tqdm
 
@@ -52,6 +54,9 @@ class Progress:
         """A callback for one file's loss evaluations (``None`` when quiet)."""
         if self.batch is not None and done:
             self.batch.update(1)
+        if done and self.parallel and not (self.quiet or self.tty):
+            # Files in parallel finish in any order: a line as each one ends.
+            click.echo(f"[{index}/{total}] finished {job.input}", err=True)
         if self.quiet or done:
             return None
         if not self.tty:
@@ -202,7 +207,7 @@ def _batch(inputs, output: Path, overwrite, jobs, quiet, progress, kwargs) -> in
     if not jobs_list:
         raise TexsynthError(f"{', '.join(map(str, inputs))}: no audio files found")
     output.mkdir(parents=True, exist_ok=True)
-    progress.start_batch(len(jobs_list))
+    progress.start_batch(len(jobs_list), parallel=jobs > 1)
     report = (lambda line: click.echo(line, err=True))
     try:
         summary = batch.run(jobs_list, overwrite=overwrite, jobs_parallel=jobs, report=report,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from importlib import resources
 from pathlib import Path
 
 from .errors import TexsynthError
 from .settings import Settings, from_mapping
+
+log = logging.getLogger(__name__)
 
 DEFAULT = "default"
 # Unless a preset is named, inputs of these kinds (see texsynth.api.input_kind) get these
@@ -76,8 +79,18 @@ def load(name_or_path: str = DEFAULT, overrides: dict | None = None) -> Settings
 
 
 def by_kind(overrides: dict | None = None) -> dict:
-    """`BY_KIND` loaded, with ``overrides`` on top: kind -> (preset name, settings)."""
-    return {kind: (name, load(name, overrides)) for kind, name in BY_KIND.items()}
+    """`BY_KIND` loaded, with ``overrides`` on top: kind -> (preset name, settings).
+
+    A kind whose preset the overrides do not fit (``n_fft=256`` against `pitched`'s hop of
+    256) is left out: inputs of that kind get the preset named instead, overrides and all.
+    """
+    kinds = {}
+    for kind, name in BY_KIND.items():
+        try:
+            kinds[kind] = (name, load(name, overrides))
+        except TexsynthError as exc:
+            log.info("%s preset left out for %s inputs: %s", name, kind, exc)
+    return kinds
 
 
 def to_toml(settings: Settings) -> str:
