@@ -112,6 +112,11 @@ def envelope_moments(env: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def moments_error(got: dict, target: dict) -> torch.Tensor:
+    """Mean over the statistics of `envelope_moments` of their `relative_error`."""
+    return sum(relative_error(got[k], v) for k, v in target.items()) / len(target)
+
+
 def marginal_error(Z: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
     """How far each row of ``Z`` (bins, frames), a log spectrogram less the target's per-bin
     mean, strays from the target's per-bin marginals: mean 0, standard deviation at most

@@ -21,6 +21,7 @@ N_BANDS = 32
 LOWEST_HZ = 40.0
 ENVELOPE_RATE = 500  # Hz: envelopes are averaged down to 2 ms steps after compression
 COMPRESSION = 0.3  # the cochlea's compressive response, as in the spectrogram's envelopes
+WRAP_SECONDS = 0.05  # dropped at each end: how far the circular wrap of a band's filter reaches
 
 
 class SubbandEnvelopes:
@@ -28,8 +29,9 @@ class SubbandEnvelopes:
 
     Bands are half-cosine windows on the mel scale, each reaching the centres of its
     neighbours, from `LOWEST_HZ` to just below Nyquist; their squared gains sum to 1 between
-    the first and last centre, so the bands share the signal's power without gaps or excess. Envelopes are computed from the whole
-    signal's FFT, so a signal is treated as circular; `trim` steps at each end are dropped.
+    the first and last centre, so the bands share the signal's power without gaps or excess.
+    Envelopes come from the whole signal's FFT, so a signal is treated as circular; `trim`
+    steps at each end, where the wrap reaches, are dropped.
     """
 
     def __init__(self, n_samples: int, sr: int, *, n_bands: int = N_BANDS, device="cpu"):
@@ -38,22 +40,21 @@ class SubbandEnvelopes:
         freqs = np.fft.rfftfreq(n_samples, 1 / sr)
         edges = librosa.mel_frequencies(n_bands + 2, fmin=LOWEST_HZ, fmax=0.95 * sr / 2)
         mels = librosa.hz_to_mel(freqs)
-        lo, hi = [], []
-        gains = []
+        lo, hi, gains = [], [], []
         for k in range(n_bands):
             a, b, c = librosa.hz_to_mel(edges[k:k + 3])
-            first, last = np.searchsorted(freqs, edges[k]), min(np.searchsorted(freqs, edges[k + 2]), n_bins)
+            first = np.searchsorted(freqs, edges[k])
+            last = min(np.searchsorted(freqs, edges[k + 2]), n_bins)
             m = mels[first:last]
-            gains.append(np.where(m < b, np.cos((m - b) / (b - a) * np.pi / 2), np.cos((m - b) / (c - b) * np.pi / 2)))
+            gains.append(np.cos((m - b) / np.where(m < b, b - a, c - b) * np.pi / 2))
             lo.append(first)
             hi.append(last)
-        # Every band's slice fits one baseband buffer; the envelopes come out at a multiple
-        # of ENVELOPE_RATE that follows the widest band's fluctuations, and are then averaged
-        # down to ENVELOPE_RATE.
-        widest = max(h - l for l, h in zip(lo, hi)) * sr / n_samples
-        self.pool = math.ceil(widest / ENVELOPE_RATE)
-        self.n_baseband = max(max(h - l for l, h in zip(lo, hi)),
-                              math.ceil(n_samples * self.pool * ENVELOPE_RATE / sr))
+        # Every band's slice fits one baseband buffer. The envelopes come out at a multiple of
+        # ENVELOPE_RATE fast enough for the widest band's fluctuations, then are averaged down
+        # to ENVELOPE_RATE.
+        widest = max(h - l for l, h in zip(lo, hi))
+        self.pool = math.ceil(widest * sr / n_samples / ENVELOPE_RATE)
+        self.n_baseband = max(widest, math.ceil(n_samples * self.pool * ENVELOPE_RATE / sr))
         gain = np.zeros((n_bands, self.n_baseband), np.float32)
         index = np.zeros((n_bands, self.n_baseband), np.int64)
         for k, (l, h, g) in enumerate(zip(lo, hi, gains)):
@@ -62,7 +63,7 @@ class SubbandEnvelopes:
         self.gain = torch.from_numpy(gain).to(device)
         self.index = torch.from_numpy(index).to(device)
         self.rate = self.n_baseband / n_samples * sr / self.pool
-        self.trim = math.ceil(0.05 * self.rate)  # 50 ms at each end: the circular wrap's reach
+        self.trim = math.ceil(WRAP_SECONDS * self.rate)
 
     def analytic(self, y: torch.Tensor) -> torch.Tensor:
         """Each band's analytic signal (bands, n_baseband), shifted to baseband: sample ``j``

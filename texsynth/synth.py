@@ -95,8 +95,7 @@ class TextureModel:
         total, parts = self.loss(self.log_spectrogram(y) - target.mean[:, None], target)
         if target.subbands is not None:
             got = losses.envelope_moments(self.subband_envelopes(y))
-            parts["subbands"] = self.s.subband_weight * sum(
-                losses.relative_error(got[k], v) for k, v in target.subbands.items()) / len(got)
+            parts["subbands"] = self.s.subband_weight * losses.moments_error(got, target.subbands)
             total = total + parts["subbands"]
         return total, parts
 
@@ -200,10 +199,7 @@ class TextureModel:
             terms.append(losses.relative_error(ac, target.envelope_ac[:, :lags]))
             parts["autocorr"] = s.autocorr_weight * sum(terms) / (n_nets + 1)
         if s.moments_weight > 0:
-            got = losses.envelope_moments(env)
-            parts["moments"] = s.moments_weight * sum(
-                losses.relative_error(got[k], v) for k, v in target.moments.items()
-            ) / len(got)
+            parts["moments"] = s.moments_weight * losses.moments_error(losses.envelope_moments(env), target.moments)
         if s.marginal_weight > 0:
             parts["marginal"] = s.marginal_weight * losses.marginal_error(Z, target.Z.std(1))
         if s.diversity_weight > 0:
