@@ -52,19 +52,15 @@ def plan(inputs, out_dir, *, suffix: str = ".wav") -> list[Job]:
     jobs = []
     for root in map(Path, inputs):
         if root.is_dir():
-            inside = out_real != root.resolve() and root.resolve() in out_real.parents
+            root_real = root.resolve()
+            inside = out_real != root_real and out_real.is_relative_to(root_real)
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
                            and (p.is_file() or p.is_symlink())
-                           and not (inside and _under(p.parent, out_real)))
+                           and not (inside and p.parent.resolve().is_relative_to(out_real)))
             jobs += [Job(p, out_dir / p.relative_to(root).with_suffix(suffix)) for p in files]
         else:
             jobs.append(Job(root, out_dir / (root.stem + suffix)))
     return jobs
-
-
-def _under(folder: Path, root: Path) -> bool:
-    real = folder.resolve()
-    return real == root or root in real.parents
 
 
 def _run_one(job: Job, kwargs: dict, threads: int) -> float:
